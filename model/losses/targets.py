@@ -1,0 +1,84 @@
+"""Count-preserving Gaussian density targets at the prediction's resolution."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from model.metrics import check_points
+
+
+def inside_points(points: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    """The (x, y) points with 0 <= x < W and 0 <= y < H, as float32.
+
+    RGBT-CC has labels on and beyond the border, and random crops cut people off; a point
+    outside the input cannot be counted by the network, so training drops it.
+    """
+    height, width = image_size
+    points = check_points(points).to(torch.float32)
+    x, y = points[:, 0], points[:, 1]
+    return points[(x >= 0) & (x < width) & (y >= 0) & (y < height)]
+
+
+def _kernel(sigma: float, like: torch.Tensor) -> torch.Tensor:
+    """Normalised 1-D Gaussian of the given sigma (in output pixels), radius 3 sigma, >= 1."""
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=like.dtype, device=like.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+def _blur(maps: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
+    """Separable zero-padded blur of (B, 1, h, w) maps."""
+    maps = F.conv2d(maps, ky.view(1, 1, -1, 1), padding=(ky.numel() // 2, 0))
+    return F.conv2d(maps, kx.view(1, 1, 1, -1), padding=(0, kx.numel() // 2))
+
+
+def _retained(n: int, kernel: torch.Tensor) -> torch.Tensor:
+    """(n,) share of a kernel centred on each index that stays inside [0, n) after zero padding."""
+    ones = torch.ones(1, 1, n, dtype=kernel.dtype, device=kernel.device)
+    return F.conv1d(ones, kernel.view(1, 1, -1), padding=kernel.numel() // 2).view(n)
+
+
+def gaussian_density(
+    points: list[torch.Tensor],
+    image_size: tuple[int, int],
+    stride: float,
+    sigma: float,
+    out_size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """(B, 1, h, w) Gaussian density whose every in-image point has mass exactly 1.
+
+    ``out_size`` defaults to (H // stride, W // stride); pass the prediction's shape so that
+    target and prediction share one grid (its cells then tile the image exactly, with the
+    per-axis strides H / h and W / w). Each point goes to the grid cell that holds it and is
+    blurred with a normalised Gaussian of ``sigma`` input pixels. Near a border part of the
+    kernel falls outside the map, so the point's splat weight is raised by the inverse of the
+    share that stays inside; every image then sums to its number of in-image points, which the
+    local-count loss and any count-based check rely on.
+    """
+    if not points:
+        raise ValueError("points=[] is not valid; a batch needs at least one image")
+    if not sigma > 0 or not stride > 0:
+        raise ValueError(f"sigma={sigma!r}, stride={stride!r} are not valid; both must be > 0")
+    height, width = int(image_size[0]), int(image_size[1])
+    h, w = out_size if out_size is not None else (int(height // stride), int(width // stride))
+    if h < 1 or w < 1:
+        raise ValueError(f"out_size={(h, w)!r} is not valid for image_size={(height, width)!r}")
+    kept = [inside_points(p, (height, width)) for p in points]
+    like = kept[0]
+    ky, kx = _kernel(sigma * h / height, like), _kernel(sigma * w / width, like)
+    all_points = torch.cat(kept)
+    image = torch.repeat_interleave(
+        torch.arange(len(kept), device=like.device),
+        torch.tensor([len(p) for p in kept], device=like.device),
+    )
+    # Clamp guards x * w / W rounding up to w for x just below W.
+    cx = (all_points[:, 0] * (w / width)).floor().long().clamp(0, w - 1)
+    cy = (all_points[:, 1] * (h / height)).floor().long().clamp(0, h - 1)
+    weight = 1.0 / (_retained(h, ky)[cy] * _retained(w, kx)[cx])
+    flat = torch.zeros(len(kept) * h * w, dtype=like.dtype, device=like.device)
+    flat.index_add_(0, (image * h + cy) * w + cx, weight)
+    return _blur(flat.view(len(kept), 1, h, w), ky, kx)
