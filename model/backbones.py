@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
 import torch
 from torch import nn
 from torchvision import models
@@ -50,14 +48,16 @@ def _tiny(in_channels: int) -> EncoderParts:
     return EncoderParts(stem, nn.ModuleList(stages), info)
 
 
-TORCHVISION_VGG: dict[str, tuple[Callable[..., nn.Module], object]] = {
-    "vgg16_bn": (models.vgg16_bn, models.VGG16_BN_Weights.IMAGENET1K_V1),
-    "vgg19": (models.vgg19, models.VGG19_Weights.IMAGENET1K_V1),
+# (torchvision layer config, batch norm, weights): only the conv features are built, since the
+# 120M-parameter classifier is never used and dominates construction time.
+TORCHVISION_VGG: dict[str, tuple[str, bool, object]] = {
+    "vgg16_bn": ("D", True, models.VGG16_BN_Weights.IMAGENET1K_V1),
+    "vgg19": ("E", False, models.VGG19_Weights.IMAGENET1K_V1),
 }
 
 
 def torchvision_cache_path(name: str) -> Path:
-    weights = TORCHVISION_VGG[name][1]
+    weights = TORCHVISION_VGG[name][2]
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
@@ -81,13 +81,15 @@ def load_state_dict(name: str, pretrained: str) -> dict[str, torch.Tensor]:
 
 
 def _vgg(name: str, in_channels: int, pretrained: str | None) -> EncoderParts:
-    net = TORCHVISION_VGG[name][0](weights=None)
+    layer_cfg, batch_norm, _ = TORCHVISION_VGG[name]
+    features = models.vgg.make_layers(models.vgg.cfgs[layer_cfg], batch_norm=batch_norm)
     if pretrained is not None:
         state = load_state_dict(name, pretrained)
-        missing, _ = net.load_state_dict(state, strict=False)
-        if any(k.startswith("features.") for k in missing):
-            raise ValueError(f"pretrained weights for {name} lack {missing[0]}")
-    layers = list(net.features.children())[:-1]  # drop pool5: stride 16 as in BL/BM
+        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        missing, _ = features.load_state_dict(state, strict=False)
+        if missing:
+            raise ValueError(f"pretrained weights for {name} lack features.{missing[0]}")
+    layers = list(features.children())[:-1]  # drop pool5: stride 16 as in BL/BM
     stem = layers[0]
     if in_channels != 3:
         # A 1-channel thermal stem keeps the pretrained response to grey input.

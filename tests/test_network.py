@@ -72,11 +72,13 @@ def test_output_shapes(ratio, size):
     assert (out.density >= 0).all()
 
 
-def test_vgg16_bn_full_resolution_shape():
-    cfg = ModelConfig(backbone="vgg16_bn", shared_backbone=True, fusion="sum")
+@pytest.mark.parametrize("ratio", [8, 32])
+def test_vgg16_bn_output_shape(ratio):
+    cfg = ModelConfig(backbone="vgg16_bn", shared_backbone=True, fusion="sum",
+                      downsample_ratio=ratio)
     with torch.no_grad():
-        out = build_model(cfg)(torch.randn(1, 3, 480, 640), torch.randn(1, 3, 480, 640))
-    assert out.density.shape == (1, 1, 60, 80)
+        out = build_model(cfg)(torch.randn(1, 3, 96, 128), torch.randn(1, 3, 96, 128))
+    assert out.density.shape == (1, 1, 96 // ratio, 128 // ratio)
 
 
 def test_deform_offsets_and_one_channel_thermal_with_rgb_reference():
