@@ -1,0 +1,293 @@
+"""Study files: the shipped A-G studies resolve to the plan's flags; bad files fail in one line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from ablate.errors import AblateError
+from ablate.study import load_study, variant_switches, variant_table
+from model.config import FIELD_SECTION, RunConfig
+
+STUDIES = Path(__file__).resolve().parent.parent / "studies"
+SHIPPED = ["demo.toml", "rgbtcc.toml"]
+DATA = {"data_path": "/data/RGBT-CC"}  # rgbtcc.toml requires one; harmless for demo
+
+STUDY_ONLY = '[study]\nname = "t"\n'
+HEADER = STUDY_ONLY + '\n[model]\nbackbone = "tiny"\n\n'  # 6 lines: a body starts on line 7
+
+
+def write(tmp_path: Path, body: str, header: str = HEADER) -> Path:
+    path = tmp_path / "t.toml"
+    path.write_text(header + body)
+    return path
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(AblateError) as info:
+        load_study(path)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+# --- the shipped studies ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_study_has_a_to_g_in_order(name):
+    study = load_study(STUDIES / name)
+    assert list(study.variants) == list("ABCDEFG")
+    assert study.baseline == "BM" and study.select_metric == "game0"
+    assert all(v.label for v in study.variants.values())
+    assert [v.parent for v in study.variants.values()] == [None, "A", "B", "C", "D", "D", "E"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_study_resolves_to_the_plan(name):
+    study = load_study(STUDIES / name)
+    cfg = {v: study.config(v, seed=0, extra=DATA) for v in study.variants}
+    switches = {v: variant_switches(c) for v, c in cfg.items()}
+    assert switches["A"] == {"shared_backbone": False, "stn": False, "offset_align": False,
+                             "fusion": "concat", "local_count": False, "grl": False}
+    a = cfg["A"].loss
+    assert (a.local_count, a.feat_l1, a.tv, a.domain, a.multiscale_weight) == (0, 0, 0, 0, 0)
+    assert not cfg["A"].model.multiscale
+    assert switches["B"] == {**switches["A"], "shared_backbone": True, "fusion": "sum"}
+    assert switches["C"] == {**switches["B"], "stn": True}
+    assert switches["D"] == {**switches["C"], "offset_align": "flow@1"}
+    assert (cfg["D"].loss.tv, cfg["D"].loss.feat_l1) == (0.05, 0.1)
+    assert switches["E"] == {**switches["D"], "local_count": "0.2"}
+    loss_e = cfg["E"].loss
+    weights = [loss_e.local_count * w for w in loss_e.local_count_level_weights]
+    assert loss_e.local_count_levels == (1, 2) and weights == pytest.approx([0.2, 0.1])
+    assert switches["F"] == {**switches["D"], "grl": "0.05"}
+    assert cfg["F"].loss.local_count == 0
+    g = cfg["G"]
+    assert g.model.shared_backbone and g.model.stn and g.model.offset_align and g.model.grl
+    assert g.model.fusion == "sum" and g.model.multiscale and g.loss.multiscale_weight == 0.5
+    assert g.loss.local_count > 0 and g.loss.domain > 0 and g.loss.tv > 0 and g.loss.feat_l1 > 0
+    for c in cfg.values():
+        assert c.model.reference == "thermal" and c.model.downsample_ratio == 8
+        assert c.train.select_metric == "game0"
+
+
+def test_demo_is_small_and_synthetic():
+    study = load_study(STUDIES / "demo.toml")
+    c = study.config("G", seed=0)
+    assert c.model.backbone == "tiny" and c.data.data_path is None
+    assert (c.data.crop_size, c.train.batch_size, c.train.epochs) == (128, 8, 10)
+    assert (c.data.synth_shift, c.data.synth_rotation) == (8.0, 3.0)
+
+
+def test_rgbtcc_uses_the_plans_recipe_and_needs_a_data_path():
+    study = load_study(STUDIES / "rgbtcc.toml")
+    c = study.config("A", seed=0, extra=DATA)
+    assert (c.model.backbone, c.model.pretrained) == ("vgg16_bn", "torchvision")
+    assert (c.train.lr, c.train.backbone_lr, c.train.batch_size, c.train.epochs) == (
+        1e-4, 1e-5, 8, 200)
+    assert (c.data.crop_size, c.train.freeze_epochs, c.train.align_warmup_epochs,
+            c.train.local_count_ramp_epochs) == (256, 2, 3, 20)
+    assert c.data.data_path == "/data/RGBT-CC"
+    with pytest.raises(AblateError, match="needs data_path: pass --data-path"):
+        study.config("A", seed=0)
+
+
+@pytest.mark.parametrize("name, n_trials", [("demo.toml", 10), ("rgbtcc.toml", 40)])
+def test_shipped_tune_tables(name, n_trials):
+    tune = load_study(STUDIES / name).tune
+    assert (tune["variant"], tune["objective"], tune["direction"], tune["n_trials"]) == (
+        "G", "game3", "minimize", n_trials)
+    space = tune["space"]
+    assert set(space) == {"lr", "backbone_lr", "local_count", "feat_l1", "tv", "domain",
+                          "grl_lambda", "offset_stage"}
+    assert set(space) <= set(FIELD_SECTION)
+    assert space["lr"] == {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}
+    assert space["offset_stage"] == {"type": "categorical", "choices": [1, 2]}
+    for spec in space.values():
+        if spec["type"] == "float":
+            assert 0 < spec["low"] < spec["high"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_variant_table_lists_every_variant(name):
+    study = load_study(STUDIES / name)
+    console = Console(width=200, record=True)
+    console.print(variant_table(study))
+    text = console.export_text()
+    for variant in study.variants.values():
+        assert re.search(rf"│ {variant.name} +│ {re.escape(variant.label)}", text)
+    assert "flow@1" in text and "1/0.05" in text
+
+
+# --- resolution ---------------------------------------------------------------------------
+
+def test_inheritance_chain_and_own_changes(tmp_path):
+    study = load_study(write(tmp_path, """
+[train]
+epochs = 3
+[variants.A]
+label = "a"
+[variants.C]
+base = "B"
+label = "c"
+model.stn = true
+[variants.B]
+base = "A"
+label = "b"
+shared_backbone = true
+epochs = 5
+"""))
+    assert list(study.variants) == ["A", "C", "B"]  # file order, even with a forward base
+    c = study.variants["C"]
+    assert c.parent == "B" and c.changes == {"stn": True}
+    assert c.overrides == {"backbone": "tiny", "epochs": 5, "select_metric": "game0",
+                           "shared_backbone": True, "stn": True}
+    assert study.base_overrides == {"backbone": "tiny", "epochs": 3, "select_metric": "game0"}
+    assert study.config("A", seed=0).train.epochs == 3
+    assert study.tune is None and study.description == "" and study.baseline == "BM"
+
+
+def test_extra_overrides_and_seed(tmp_path):
+    study = load_study(write(tmp_path, '[variants.A]\nlabel = "a"\nlr = 1e-3\n'))
+    c = study.config("A", seed=7, extra={"lr": "2e-4", "model.stn": "true", "epochs": 1,
+                                          "data_path": "/d", "seed": 99})
+    assert (c.train.lr, c.model.stn, c.train.epochs, c.data.data_path) == (2e-4, True, 1, "/d")
+    assert c.train.seed == 7  # the seed argument wins over everything
+    with pytest.raises(AblateError, match=r"unknown config key 'lrr'; did you mean lr"):
+        study.config("A", seed=0, extra={"lrr": 1})
+    with pytest.raises(AblateError, match=r"variant A: lr=-1.0 is not valid"):
+        study.config("A", seed=0, extra={"lr": "-1"})
+    with pytest.raises(AblateError, match="seed"):
+        study.config("A", seed=-1)
+
+
+def test_config_hash_differs_between_variants_and_is_stable():
+    hashes = []
+    for _ in range(2):
+        study = load_study(STUDIES / "demo.toml")
+        hashes.append([study.config(v, seed=0).config_hash() for v in study.variants])
+    assert hashes[0] == hashes[1]
+    assert len(set(hashes[0])) == 7
+    assert study.config("A", seed=1).config_hash() != hashes[0][0]
+    assert RunConfig.from_dict(study.config("G", seed=0).to_dict()).config_hash() == hashes[0][6]
+
+
+def test_select_keeps_study_order_and_validates():
+    study = load_study(STUDIES / "demo.toml")
+    assert study.select("G,A") == ["A", "G"]
+    assert study.select(" A , G ,A") == ["A", "G"]
+    assert study.select(["C", "A,B"]) == ["A", "B", "C"]
+    assert study.select(None) == list("ABCDEFG")
+    with pytest.raises(AblateError, match=r"unknown variant 'g'; did you mean G\? valid: A, B, C"):
+        study.select("A,g")
+    with pytest.raises(AblateError, match="no variants selected"):
+        study.select(",")
+
+
+def test_unknown_variant_lists_valid_names():
+    study = load_study(STUDIES / "demo.toml")
+    with pytest.raises(AblateError, match=r"unknown variant 'H'.*valid: A, B, C, D, E, F, G"):
+        study.config("H", seed=0)
+
+
+# --- bad files ----------------------------------------------------------------------------
+
+def test_unknown_key_in_variant_names_file_variant_key_and_suggestion(tmp_path):
+    body = '[variants.A]\nlabel = "a"\n[variants.B]\nlabel = "b"\nshared_backbon = true\n'
+    path = write(tmp_path, body)
+    message = error_of(path)
+    assert str(path) in message and "variant B" in message
+    assert "'shared_backbon'" in message and "did you mean shared_backbone" in message
+
+
+def test_dotted_key_in_the_wrong_section(tmp_path):
+    message = error_of(write(tmp_path, '[variants.A]\nlabel = "a"\ntrain.stn = true\n'))
+    assert "variant A" in message and "'train.stn'" in message
+    assert "write stn or model.stn" in message
+
+
+def test_unknown_key_in_a_defaults_table(tmp_path):
+    message = error_of(write(tmp_path, '[loss]\nlocal_cont = 0.1\n[variants.A]\nlabel = "a"\n'))
+    assert f"{tmp_path / 't.toml'} [loss]" in message and "did you mean local_count" in message
+    path = write(tmp_path, '[model]\nlr = 0.1\n[variants.A]\nlabel = "a"\n', header=STUDY_ONLY)
+    message = error_of(path)
+    assert "'lr' belongs in [train], not [model]" in message
+
+
+@pytest.mark.parametrize("body, expected", [
+    ('[variants.A]\nlabel = "a"\n[variants.B]\nbase = "A"\nlabel = "b"\nlr = -1\n',
+     r"variant B, key 'lr': lr=-1.0 is not valid"),
+    ('[train]\nlr = -1\n[variants.A]\nlabel = "a"\n',
+     r"t\.toml \[train\] lr: lr=-1.0 is not valid"),
+    ('[variants.A]\nlabel = "a"\nfusion = "max"\n', r"variant A, key 'fusion': .*concat, sum"),
+    ('[variants.A]\nlabel = "a"\nstn = "maybe"\n', r"variant A, key 'stn': .*not a boolean"),
+    ('[variants.A]\nlabel = "a"\nlocal_count_levels = [1, 2, 3]\n',
+     r"variant A, key 'local_count_levels': .*same length"),
+])
+def test_invalid_value_is_named(tmp_path, body, expected):
+    assert re.search(expected, error_of(write(tmp_path, body)))
+
+
+@pytest.mark.parametrize("body, expected", [
+    ('[variants.A]\nlabel = "a"\nbase = "B"\n[variants.B]\nlabel = "b"\nbase = "A"\n',
+     "cycle: A -> B -> A"),
+    ('[variants.A]\nlabel = "a"\nbase = "A"\n', "cycle: A -> A"),
+    ('[variants.A]\nlabel = "a"\n[variants.B]\nlabel = "b"\nbase = "Z"\n',
+     "variant B: base unknown variant 'Z'; valid: A, B"),
+    ('[variants.A]\nlabel = "a"\nbase = 1\n', "variant A: base unknown variant 1; valid: A"),
+])
+def test_bad_inheritance(tmp_path, body, expected):
+    assert expected in error_of(write(tmp_path, body))
+
+
+@pytest.mark.parametrize("header, body, expected", [
+    (HEADER, "", "no variants"),
+    ("", '[variants.A]\nlabel = "a"\n', "missing [study] table"),
+    (STUDY_ONLY + 'select = "game3"\n', "", "unknown key 'select'; did you mean select_metric"),
+    (STUDY_ONLY + 'select_metric = "mse"\n', "", "select_metric='mse' is not valid"),
+    ('[study]\ndescription = "x"\n', "", "name must be a non-empty string"),
+    (HEADER, '[varients.A]\nlabel = "a"\n', "table 'varients'; did you mean variants"),
+    (HEADER, '[variants.A]\nstn = true\n', "variant A: needs label"),
+    (HEADER, '[variants.A]\nlabel = "a"\nseed = 3\n', "seed is chosen per run"),
+    (STUDY_ONLY + 'requires = ["data_pth"]\n', "", "did you mean data_path"),
+])
+def test_bad_structure(tmp_path, header, body, expected):
+    assert expected in error_of(write(tmp_path, body, header=header))
+
+
+@pytest.mark.parametrize("header, metric", [
+    (STUDY_ONLY + 'select_metric = "game3"\n', "game3"),
+    (STUDY_ONLY + '[train]\nselect_metric = "rmse"\n', "rmse"),
+    (STUDY_ONLY, "game0"),
+])
+def test_select_metric_flows_into_the_train_config(tmp_path, header, metric):
+    study = load_study(write(tmp_path, '[variants.A]\nlabel = "a"\n', header=header))
+    assert study.select_metric == metric
+    assert study.config("A", seed=0).train.select_metric == metric
+
+
+def test_select_metric_given_twice_must_agree(tmp_path):
+    header = STUDY_ONLY + 'select_metric = "game3"\n[train]\nselect_metric = "game0"\n'
+    assert "disagree" in error_of(write(tmp_path, '[variants.A]\nlabel = "a"\n', header=header))
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path):
+    path = write(tmp_path, '[variants.A]\nlabel = "a"\nstn = \n')
+    message = error_of(path)
+    assert message.startswith(f"{path} line 9, column 7: ")
+    assert "(at line" not in message
+
+
+def test_missing_file_is_named(tmp_path):
+    (tmp_path / "demo.toml").write_text("")
+    message = error_of(tmp_path / "dmeo.toml")
+    assert message.startswith(f"study file not found: {tmp_path / 'dmeo.toml'}")
+    assert str(tmp_path / "demo.toml") in message
+
+
+def test_tune_table_is_kept_raw(tmp_path):
+    study = load_study(write(tmp_path, '[variants.A]\nlabel = "a"\n[tune]\nanything = [1, "x"]\n'))
+    assert study.tune == {"anything": [1, "x"]}
