@@ -31,9 +31,11 @@ def _image_size(image_size: tuple[int, int]) -> tuple[int, int]:
 
 
 def check_points(points: torch.Tensor) -> torch.Tensor:
-    """Return ``points`` as float64 (N, 2) (x, y), or raise on a wrong shape or a non-finite value."""
+    """``points`` as float64 (N, 2) (x, y); a wrong shape or a non-finite value raises."""
     if points.dim() != 2 or points.shape[1] != 2:
-        raise ValueError(f"points of shape {tuple(points.shape)} are not valid; expected (N, 2) (x, y)")
+        raise ValueError(
+            f"points of shape {tuple(points.shape)} are not valid; expected (N, 2) (x, y)"
+        )
     points = points.to(torch.float64)
     if not torch.isfinite(points).all():
         raise ValueError("points contain a NaN or infinite coordinate")
@@ -114,6 +116,21 @@ def cell_sums(map2d: torch.Tensor, p: int) -> torch.Tensor:
         return rows @ map2d @ cols.T
 
 
+def level_errors(difference: torch.Tensor) -> dict[int, torch.Tensor]:
+    """Signed cell errors (p, p) of a (H, W) prediction-minus-truth map for every GAME level.
+
+    Level L's boundaries i*H//2^L equal level 3's boundaries (i * 2^(3-L)) * H//8, so the coarse
+    cells are exact unions of the finest ones: one pass over the full map serves all levels.
+    """
+    finest = GAME_LEVELS[-1]
+    cells = cell_sums(difference, 2**finest)
+    errors = {}
+    for level in GAME_LEVELS:
+        p, block = 2**level, 2 ** (finest - level)
+        errors[level] = cells.reshape(p, block, p, block).sum(dim=(1, 3))
+    return errors
+
+
 def game_per_image(
     density: torch.Tensor,
     points: torch.Tensor,
@@ -122,25 +139,25 @@ def game_per_image(
 ) -> dict[str, Any]:
     """GAME0-3 of one image plus the signed errors behind them.
 
-    Returns ``game0..game3``, ``error`` (pred - true count), ``pred_count``, ``true_count`` and
-    ``cells``: {L: list of the p*p signed cell errors, row-major} for L = 1, 2, 3, which the
-    reports use to show where a model miscounts. Computed in float64 so that summing a 640x480
-    map cannot drift from the protocol.
+    Returns ``game0..game3``, ``error`` (signed pred - true count), ``pred_count``,
+    ``true_count`` and ``cells``: {L: list of the p*p signed cell errors, row-major} for
+    L = 1, 2, 3, which the reports use to show where a model miscounts. Computed in float64 so
+    that summing a 640x480 map cannot drift from the protocol.
     """
     pred = upsample_density(density.detach().to(torch.float64), image_size)
     true = point_map(points.to(pred.device), image_size, count_all).to(torch.float64)
-    errors = [(cell_sums(pred, 2**level) - cell_sums(true, 2**level)).flatten()
-              for level in GAME_LEVELS]
-    games = torch.stack([e.abs().sum() for e in errors])
+    errors = level_errors(pred - true)
+    games = torch.stack([errors[level].abs().sum() for level in GAME_LEVELS])
+    fine = [errors[level].flatten() for level in GAME_LEVELS[1:]]
     # One transfer to the host for the whole image instead of one per number.
-    flat = torch.cat([games, pred.sum()[None], true.sum()[None], *errors[1:]]).tolist()
+    flat = torch.cat([games, errors[0].flatten(), pred.sum()[None], true.sum()[None], *fine])
+    values = flat.tolist()
     n_levels = len(GAME_LEVELS)
-    row: dict[str, Any] = {f"game{level}": flat[level] for level in GAME_LEVELS}
-    row["pred_count"], row["true_count"] = flat[n_levels], flat[n_levels + 1]
-    row["error"] = row["pred_count"] - row["true_count"]
-    start, cells = n_levels + 2, {}
+    row: dict[str, Any] = {f"game{level}": values[level] for level in GAME_LEVELS}
+    row["error"], row["pred_count"], row["true_count"] = values[n_levels:n_levels + 3]
+    start, cells = n_levels + 3, {}
     for level in GAME_LEVELS[1:]:
-        cells[level] = flat[start:start + 4**level]
+        cells[level] = values[start:start + 4**level]
         start += 4**level
     row["cells"] = cells
     return row

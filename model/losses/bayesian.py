@@ -5,7 +5,7 @@ Each output pixel's density is shared among the annotated points (and the backgr
 posterior of a Gaussian likelihood; each point's expected count should be 1 and the
 background's 0. The background distance follows the public code: with m the distance from a
 pixel to its nearest point and d = background_ratio * min(H, W), the background sits at
-distance |d - m|, so pixels about d away from every head are claimed by the background.
+distance |d - m|, so it takes most of the mass of pixels more than d / 2 from every head.
 (H, W) is the network input, i.e. the crop in training; the public code takes the shorter side
 of the uncropped image (480 on RGBT-CC, so d = 72 where a 256 crop gives 38.4).
 """

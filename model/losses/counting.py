@@ -61,7 +61,9 @@ class CountingLoss(nn.Module):
         self, output: ModelOutput, batch: Batch, local_count_scale: float = 1.0
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if not (local_count_scale >= 0 and math.isfinite(local_count_scale)):
-            raise ValueError(f"local_count_scale={local_count_scale!r} is not valid; it must be >= 0")
+            raise ValueError(
+                f"local_count_scale={local_count_scale!r} is not valid; it must be >= 0"
+            )
         cfg = self.cfg
         check_stride("density", output.density, batch, self.stride)
         specs = {

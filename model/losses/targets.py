@@ -69,6 +69,16 @@ def gaussian_density(
         raise ValueError(f"out_size={(h, w)!r} is not valid for image_size={(height, width)!r}")
     kept = [inside_points(p, (height, width)) for p in points]
     like = kept[0]
+    # Autocast would blur in bf16 and break the exact per-point mass of 1.
+    with torch.autocast(device_type=like.device.type, enabled=False):
+        return _splat_and_blur(kept, (h, w), (height, width), sigma)
+
+
+def _splat_and_blur(
+    kept: list[torch.Tensor], out_size: tuple[int, int], image_size: tuple[int, int],
+    sigma: float,
+) -> torch.Tensor:
+    (h, w), (height, width), like = out_size, image_size, kept[0]
     ky, kx = _kernel(sigma * h / height, like), _kernel(sigma * w / width, like)
     all_points = torch.cat(kept)
     image = torch.repeat_interleave(
