@@ -7,6 +7,9 @@ import typer
 from typer.core import TyperGroup
 
 from ablate.cli_data import app as data_app
+from ablate.cli_eval import check_eval_command, eval_command
+from ablate.cli_run import run, study_app
+from ablate.cli_runs import app as runs_app
 from ablate.errors import AblateError
 
 USER_ERRORS = (AblateError, ValueError, FileNotFoundError, PermissionError, NotADirectoryError)
@@ -32,6 +35,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("run")(run)
+app.add_typer(study_app, name="study")
+app.add_typer(runs_app, name="runs")
+app.command("eval")(eval_command)
+app.command("check-eval")(check_eval_command)
 app.add_typer(data_app, name="data")
 
 

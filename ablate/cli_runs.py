@@ -1,0 +1,83 @@
+"""``ablate runs list|show``: what the runs database holds."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ablate import cli_options as opt
+from ablate.db import RunStore
+
+app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
+console = Console()
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+@app.command("list")
+def list_runs(
+    study: Annotated[str | None, typer.Option("--study", help="Only this study's runs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    db: opt.Db = None,
+) -> None:
+    """List runs with their status and test metrics.
+
+    Example: ablate runs list --study demo --json
+    """
+    with RunStore(db) as store:
+        rows = store.run_dicts(study)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"runs{f' of {study}' if study else ''}")
+    for col in ("id", "study", "variant", "seed", "status", "GAME0", "GAME1", "GAME2", "GAME3",
+                "RMSE"):
+        table.add_column(col, justify="right" if col[0] in "iGRs" else "left")
+    for r in rows:
+        table.add_row(str(r["id"]), r["study"], r["variant"], str(r["seed"]), r["status"],
+                      *(_fmt(r[k]) for k in ("game0", "game1", "game2", "game3", "rmse")))
+    console.print(table)
+
+
+@app.command("show")
+def show_run(
+    run_id: Annotated[int, typer.Argument(help="Run id from `ablate runs list`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    db: opt.Db = None,
+) -> None:
+    """Show one run: its config, status, epochs, final metrics and error.
+
+    Example: ablate runs show 3
+    """
+    with RunStore(db) as store:
+        run = store.get_run(run_id)
+        info = run.as_dict()
+        info["config"] = run.config
+        info["val"], info["test"] = run.metrics("val"), run.metrics("test")
+        info["epochs"] = store.epochs(run_id)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    console.print(f"[bold]run {run_id}[/bold]: {info['study']} / {info['variant']} "
+                  f"seed {info['seed']} — {info['status']}")
+    for key in ("label", "config_hash", "host", "pid", "started_at", "ended_at", "code_version",
+                "save_dir", "best_epoch", "trial_number"):
+        if info.get(key) is not None:
+            console.print(f"  {key}: {info[key]}")
+    for split in ("val", "test"):
+        m = info[split]
+        if any(v is not None for v in m.values()):
+            console.print(f"  {split}: " + "  ".join(f"{k} {_fmt(v)}" for k, v in m.items()))
+    if info["epochs"]:
+        last = info["epochs"][-1]
+        console.print(f"  epochs recorded: {len(info['epochs'])}; last: "
+                      + "  ".join(f"{k} {v:.4g}" for k, v in last.items()
+                                  if isinstance(v, float)))
+    if info.get("error"):
+        console.print(f"  [red]error:[/red] {info['error']}")
