@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -18,12 +17,13 @@ USER_ERRORS = (AblateError, ValueError, FileNotFoundError, PermissionError, NotA
 class _OneLineErrors(TyperGroup):
     """Turn every user error raised by any command into ``Error: <one line>`` and exit code 1."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except USER_ERRORS as exc:
             text = str(exc).strip().splitlines()
-            raise click.ClickException(text[0] if text else type(exc).__name__) from None
+            typer.echo(f"Error: {text[0] if text else type(exc).__name__}", err=True)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(

@@ -51,12 +51,14 @@ class RichReporter(Reporter):
         if outcome.action.startswith("skip"):
             why = "already done" if outcome.action == "skip-done" else "running elsewhere"
             self.console.print(f"[dim]skip {outcome.variant} seed {outcome.seed}: {why}[/dim]")
+        elif outcome.status == "pruned":
+            self.console.print(f"[dim]pruned {outcome.variant} seed {outcome.seed}[/dim]")
         elif outcome.status == "failed":
             self.console.print(
                 f"[red]failed {outcome.variant} seed {outcome.seed}: {outcome.error}[/red]")
         else:
             t = outcome.test
             self.console.print(
-                f"done {outcome.variant} seed {outcome.seed} (run {outcome.run_id}): test "
-                f"GAME0 {t['game0']:.2f} GAME1 {t['game1']:.2f} GAME2 {t['game2']:.2f} "
-                f"GAME3 {t['game3']:.2f} RMSE {t['rmse']:.2f}")
+                f"done {outcome.variant}/{outcome.seed} (run {outcome.run_id}) test GAME0-3 "
+                f"{t['game0']:.2f} {t['game1']:.2f} {t['game2']:.2f} {t['game3']:.2f} "
+                f"RMSE {t['rmse']:.2f}")

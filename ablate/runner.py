@@ -14,10 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from ablate.db import RunStore
+from ablate.db.store import IMAGE_KEYS
 from ablate.study import Study
 from model.config import DataConfig, RunConfig
 from model.data import Splits, load_splits
 from model.engine import train
+
+
+class Pruned(Exception):
+    """Raised by an ``on_epoch`` callback to stop a run early (a tuner's pruner said so)."""
 
 
 class Reporter:
@@ -97,6 +102,11 @@ def run_one(
     try:
         with store.keep_alive(run.id):
             result = train(cfg, save_dir, (splits or SplitsCache()).get(cfg), on_epoch=record)
+    except Pruned:
+        store.prune(run.id)
+        outcome.status = "pruned"
+        reporter.run_done(outcome)
+        return outcome
     except KeyboardInterrupt:
         store.fail(run.id, "interrupted; the next study run resumes it from its checkpoint")
         raise
@@ -105,7 +115,8 @@ def run_one(
         store.fail(run.id, f"{outcome.error}\n\n{traceback.format_exc()}")
         reporter.run_done(outcome)
         return outcome
-    rows = [{"split": "test", **row} for row in result.image_results]
+    rows = [{"split": "test", **{k: v for k, v in row.items() if k in IMAGE_KEYS}}
+            for row in result.image_results]
     store.finish(run.id, result.val, result.test, result.best_epoch, rows)
     outcome.status, outcome.test = "done", result.test
     reporter.run_done(outcome)
