@@ -7,8 +7,10 @@ from typer.core import TyperGroup
 
 from ablate.cli_data import app as data_app
 from ablate.cli_eval import check_eval_command, eval_command
+from ablate.cli_report import report_command, viz_command
 from ablate.cli_run import run, study_app
 from ablate.cli_runs import app as runs_app
+from ablate.cli_tune import tune_command
 from ablate.errors import AblateError
 
 USER_ERRORS = (AblateError, ValueError, FileNotFoundError, PermissionError, NotADirectoryError)
@@ -40,6 +42,9 @@ app.add_typer(study_app, name="study")
 app.add_typer(runs_app, name="runs")
 app.command("eval")(eval_command)
 app.command("check-eval")(check_eval_command)
+app.command("tune")(tune_command)
+app.command("report")(report_command)
+app.command("viz")(viz_command)
 app.add_typer(data_app, name="data")
 
 
