@@ -85,11 +85,12 @@ class RGBTCounter(nn.Module):
         rgb_in, th_in = (moving_img, thermal) if moving_is_rgb else (rgb, moving_img)
 
         x_rgb, x_th = self.encoder.stem_rgb(rgb_in), self.encoder.stem_thermal(th_in)
-        aligned, offsets, s4 = [], None, None
+        aligned, offsets, s4, before = [], None, None, None
         for i in range(len(self.encoder.feature_info)):
             x_rgb, x_th = self.encoder.stage(i, x_rgb, x_th)
             ref, mov = (x_th, x_rgb) if moving_is_rgb else (x_rgb, x_th)
             if i == self.cfg.offset_stage - 1:
+                before = mov
                 mov, offsets = self.offset(ref, mov)
                 x_rgb, x_th = (mov, ref) if moving_is_rgb else (ref, mov)
                 if self.cfg.offset_align or self.cfg.stn:
@@ -111,6 +112,7 @@ class RGBTCounter(nn.Module):
             theta=theta,
             moving_warped=moving_img if self.cfg.stn else None,
             offsets=offsets,
+            moving_features=before if self.cfg.offset_align else None,
             aligned_features=aligned,
             domain_logits=domain_logits,
             domain_labels=domain_labels,

@@ -14,6 +14,8 @@ class ModelOutput:
     theta: torch.Tensor | None = None  # (B, 2, 3) STN affine (input coords -> sampling coords)
     moving_warped: torch.Tensor | None = None  # (B, C, H, W) moving image after the STN
     offsets: torch.Tensor | None = None  # flow: (B, 2, h, w) in feature pixels; deform: (B, 18, h, w)
+    # Moving features at the offset stage before warping, beside aligned_features[0][1] after it.
+    moving_features: torch.Tensor | None = None
     # Pairs (reference, warped moving) at each aligned scale, for the feature-L1 term.
     aligned_features: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     domain_logits: torch.Tensor | None = None  # (2B, 2): rows 0..B-1 are RGB, B..2B-1 thermal

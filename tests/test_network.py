@@ -86,6 +86,7 @@ def test_deform_offsets_and_one_channel_thermal_with_rgb_reference():
                       thermal_channels=1, reference="rgb", stn=True)
     out = build_model(cfg)(torch.randn(2, 3, 64, 64), torch.randn(2, 1, 64, 64))
     assert out.offsets.shape == (2, 18, 16, 16)
+    assert out.moving_features.shape == out.aligned_features[0][1].shape
     assert out.moving_warped.shape == (2, 1, 64, 64)  # the thermal image is the one warped
 
 
