@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
 import torch
 from torch import nn
 from torchvision import models
@@ -44,7 +45,7 @@ def _tiny(in_channels: int) -> EncoderParts:
         if i < 4:
             layers.append(nn.MaxPool2d(2))
         stages.append(nn.Sequential(*layers))
-    info = [FeatureInfo(w, s) for w, s in zip(widths, STRIDES)]
+    info = [FeatureInfo(w, s) for w, s in zip(widths, STRIDES, strict=True)]
     return EncoderParts(stem, nn.ModuleList(stages), info)
 
 
@@ -106,7 +107,7 @@ def _vgg(name: str, in_channels: int, pretrained: str | None) -> EncoderParts:
             current = []
     stages.append(nn.Sequential(*current))
     channels = [[m.out_channels for m in st if isinstance(m, nn.Conv2d)][-1] for st in stages]
-    info = [FeatureInfo(c, s) for c, s in zip(channels, STRIDES)]
+    info = [FeatureInfo(c, s) for c, s in zip(channels, STRIDES, strict=True)]
     return EncoderParts(stem, nn.ModuleList(stages), info)
 
 
@@ -117,4 +118,5 @@ def build_encoder(name: str, in_channels: int, pretrained: str | None = None) ->
         return _tiny(in_channels)
     if name in TORCHVISION_VGG:
         return _vgg(name, in_channels, pretrained)
-    raise ValueError(f"backbone={name!r} is not valid; choose one of tiny, {', '.join(TORCHVISION_VGG)}")
+    choices = ", ".join(["tiny", *TORCHVISION_VGG])
+    raise ValueError(f"backbone={name!r} is not valid; choose one of {choices}")

@@ -13,7 +13,8 @@ class ModelOutput:
     density_s4: torch.Tensor | None = None  # (B, 1, H/4, W/4) when multiscale
     theta: torch.Tensor | None = None  # (B, 2, 3) STN affine (input coords -> sampling coords)
     moving_warped: torch.Tensor | None = None  # (B, C, H, W) moving image after the STN
-    offsets: torch.Tensor | None = None  # flow: (B, 2, h, w) in feature pixels; deform: (B, 18, h, w)
+    # flow: (B, 2, h, w) as (dx, dy) in feature pixels; deform: (B, 2*3*3, h, w)
+    offsets: torch.Tensor | None = None
     # Moving features at the offset stage before warping, beside aligned_features[0][1] after it.
     moving_features: torch.Tensor | None = None
     # Pairs (reference, warped moving) at each aligned scale, for the feature-L1 term.

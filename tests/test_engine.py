@@ -7,7 +7,7 @@ import torch
 
 from model.config import RunConfig, TrainConfig
 from model.data import load_splits
-from model.engine import TrainingError, Trainer, oracle_check, train
+from model.engine import Trainer, TrainingError, oracle_check, train
 from model.engine import checkpoint as ckpt
 from model.engine.device import resolve_device
 from model.engine.evaluate import evaluate_checkpoint
@@ -56,7 +56,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, splits)
     assert resumed.resume()
     assert resumed.start_epoch == 1
     resumed.fit()
-    for (name, a), b in zip(whole.net.state_dict().items(), resumed.net.state_dict().values()):
+    for (name, a), b in zip(whole.net.state_dict().items(), resumed.net.state_dict().values(),
+                                strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
     assert [r["loss"] for r in whole.history] == pytest.approx([r["loss"] for r in resumed.history])
 

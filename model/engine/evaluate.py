@@ -12,8 +12,8 @@ from model.config import RunConfig, TrainConfig
 from model.data import NormStats, PairSet, eval_batches, load_splits, normalize
 from model.engine import checkpoint
 from model.engine.device import autocast, resolve_device
-from model.network import build_model
 from model.metrics import MetricAccumulator, point_map
+from model.network import build_model
 
 
 def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
