@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import warnings
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +16,28 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from model.data.errors import DataError
 from model.data.sample import Sample, to_thermal_channels
 
+_CPP_PREFIX = re.compile(r"^\w+, \S+:\d+, ")
+
+
+@contextmanager
+def torchvision_io():
+    """torchvision 0.29 deprecates its image codecs in favour of torchcodec (not a dependency
+    here) and warns on every call; silence only that warning, only around our calls."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision.io")
+        yield
+
 
 def decode(path: Path) -> torch.Tensor:
     """Decode a JPEG once into a (3, H, W) uint8 tensor; any failure is a DataError naming it."""
     try:
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        with torchvision_io():
+            return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
     except RuntimeError as exc:
-        # torchvision prefixes its C++ source location: keep only the human part.
-        reason = str(exc).strip().splitlines()[0].rsplit(", ", 1)[-1] if str(exc).strip() else ""
-        raise DataError(f"cannot decode image {path}: {reason or type(exc).__name__}") from None
+        # torchvision prefixes "op, /src/file.cpp:123, ": keep the first human sentence.
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        reason = _CPP_PREFIX.sub("", lines[0]).split(". ")[0].rstrip(".")
+        raise DataError(f"cannot decode image {path}: {reason}") from None
 
 
 def _as_points(array: np.ndarray, path: Path) -> torch.Tensor:
@@ -32,16 +48,15 @@ def _as_points(array: np.ndarray, path: Path) -> torch.Tensor:
             f"label {path} holds points of shape {tuple(array.shape)}; expected N x 2 (x, y) "
             "or N x 3 (x, y, nearest-neighbour distance)"
         )
-    try:
-        return torch.from_numpy(np.ascontiguousarray(array[:, :2], dtype=np.float32))
-    except (TypeError, ValueError):
-        raise DataError(f"label {path} holds non-numeric points") from None
+    return torch.from_numpy(np.ascontiguousarray(array[:, :2], dtype=np.float32))
 
 
 def read_json_points(path: Path) -> torch.Tensor:
     """RGBT-CC's ``{"points": [[x, y], ...], ...}``; every other key is ignored."""
     try:
         data = json.loads(path.read_text())
+    except OSError as exc:
+        raise DataError(f"cannot read label {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"label {path} is not valid JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or "points" not in data:
@@ -68,6 +83,8 @@ def read_xml_points(path: Path) -> torch.Tensor:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise DataError(f"label {path} is not valid XML ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"cannot read label {path}: {exc.strerror}") from None
     coords = []
     for point in root.iter("point"):
         x, y = point.findtext("x"), point.findtext("y")

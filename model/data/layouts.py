@@ -15,8 +15,12 @@ from model.data.errors import DataError
 
 RGBTCC_SPLITS = ("train", "val", "test")
 DRONERGBT_SPLITS = ("train", "test")
-RGBTCC_LAYOUT = "RGBT-CC: train/, val/, test/ holding <id>_RGB.jpg, <id>_T.jpg, <id>_GT.json (or .npy)"
-DRONERGBT_LAYOUT = "DroneRGBT: train/ and test/ holding RGB/<n>.jpg, Infrared/<n>R.jpg, GT_/<n>R.xml"
+RGBTCC_LAYOUT = (
+    "RGBT-CC: train/, val/, test/ holding <id>_RGB.jpg, <id>_T.jpg, <id>_GT.json (or .npy)"
+)
+DRONERGBT_LAYOUT = (
+    "DroneRGBT: train/ and test/ holding RGB/<n>.jpg, Infrared/<n>R.jpg, GT_/<n>R.xml"
+)
 
 _RGBTCC_FILE = re.compile(r"^(?P<id>.+)_(?P<kind>RGB|T|GT)\.(?P<ext>jpg|jpeg|json|npy)$", re.I)
 
@@ -41,7 +45,9 @@ def detect_format(path: str | Path) -> str:
         raise DataError(f"data path {root} does not exist")
     if not root.is_dir():
         raise DataError(f"data path {root} is not a folder")
-    if any((root / split / sub).is_dir() for split in DRONERGBT_SPLITS for sub in ("RGB", "Infrared")):
+    if any(
+        (root / split / sub).is_dir() for split in DRONERGBT_SPLITS for sub in ("RGB", "Infrared")
+    ):
         return "dronergbt"
     folders = [root / split for split in RGBTCC_SPLITS]
     has_pair_files = any(
@@ -76,7 +82,9 @@ def scan_rgbtcc(root: Path, split: str) -> tuple[list[PairFiles], list[str]]:
         files = found[sample_id]
         rgb, thermal, label = files.get("RGB"), files.get("T"), files.get("GT")
         if rgb is None and thermal is None:
-            problems.append(f"label {label} has no images (expected {folder / f'{sample_id}_RGB.jpg'})")
+            problems.append(
+                f"label {label} has no images (expected {folder / f'{sample_id}_RGB.jpg'})"
+            )
         elif thermal is None:
             problems.append(
                 f"missing thermal partner for {rgb} (expected {folder / f'{sample_id}_T.jpg'})"
@@ -110,15 +118,19 @@ def scan_dronergbt(root: Path, split: str) -> tuple[list[PairFiles], list[str]]:
                 out[f.stem[: len(f.stem) - len(suffix)] if suffix else f.stem] = f
         return out
 
-    rgbs, thermals, labels = by_id("RGB", "", ".jpg"), by_id("Infrared", "R", ".jpg"), by_id(
-        "GT_", "R", ".xml"
+    rgbs, thermals, labels = (
+        by_id("RGB", "", ".jpg"),
+        by_id("Infrared", "R", ".jpg"),
+        by_id("GT_", "R", ".xml"),
     )
     pairs, problems = [], []
     for sample_id in sorted(set(rgbs) | set(thermals) | set(labels), key=_sort_key):
         rgb, thermal, label = rgbs.get(sample_id), thermals.get(sample_id), labels.get(sample_id)
         expected_t = dirs["Infrared"] / f"{sample_id}R.jpg"
         if rgb is None and thermal is None:
-            problems.append(f"label {label} has no images (expected {dirs['RGB'] / f'{sample_id}.jpg'})")
+            problems.append(
+                f"label {label} has no images (expected {dirs['RGB'] / f'{sample_id}.jpg'})"
+            )
         elif thermal is None:
             problems.append(f"missing thermal partner for {rgb} (expected {expected_t})")
         elif rgb is None:
@@ -126,7 +138,9 @@ def scan_dronergbt(root: Path, split: str) -> tuple[list[PairFiles], list[str]]:
                 f"missing RGB partner for {thermal} (expected {dirs['RGB'] / f'{sample_id}.jpg'})"
             )
         elif label is None:
-            problems.append(f"missing label for {rgb} (expected {dirs['GT_'] / f'{sample_id}R.xml'})")
+            problems.append(
+                f"missing label for {rgb} (expected {dirs['GT_'] / f'{sample_id}R.xml'})"
+            )
         else:
             pairs.append(PairFiles(sample_id, rgb, thermal, label))
     if not (rgbs or thermals or labels):

@@ -137,7 +137,9 @@ def to_thermal_channels(thermal: torch.Tensor, channels: int) -> torch.Tensor:
         return thermal
     if channels == 1:
         weights = torch.tensor([0.299, 0.587, 0.114], device=thermal.device).view(3, 1, 1)
-        return (thermal.float() * weights).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+        return (
+            (thermal.float() * weights).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+        )
     if channels == 3 and thermal.shape[0] == 1:
         return thermal.expand(3, -1, -1).contiguous()
     raise ValueError(f"thermal_channels={channels} is not valid; choose one of 1, 3")
