@@ -16,18 +16,17 @@ from model.data import (
     collate,
     crop_flip,
     crop_params,
-    density_map,
-    density_maps,
     eval_batches,
     gather_crops,
     load_splits,
     normalize,
-    point_map,
     random_affine,
     train_batches,
     warp_points,
 )
 from model.data.loader import _device_batches
+from model.metrics import point_map
+from model.targets import gaussian_density
 
 
 def _marked(height: int, width: int, n: int, seed: int) -> Sample:
@@ -223,15 +222,12 @@ def test_random_affine_theta_is_what_grid_sample_used_and_maps_points():
 
 def test_density_maps_preserve_counts_and_point_map_follows_the_protocol():
     points = torch.tensor([[0.2, 0.3], [63.9, 47.9], [10.5, 20.5], [10.7, 20.2]])
-    full = density_map(points, 48, 64, stride=1, sigma=4.0)
+    full = gaussian_density([points], (48, 64), stride=1, sigma=4.0)[0, 0]
     assert full.shape == (48, 64) and torch.isclose(full.sum(), torch.tensor(4.0))
-    pooled = density_map(points, 48, 64, stride=8, sigma=4.0)
-    assert pooled.shape == (6, 8)
-    assert torch.allclose(pooled, full.view(6, 8, 8, 8).sum((1, 3)), atol=1e-5)
-    odd = density_map(points, 50, 66, stride=8)
-    assert odd.shape == (7, 9) and torch.isclose(odd.sum(), torch.tensor(4.0))
-    batch = density_maps([points, points[:1], torch.zeros(0, 2)], 48, 64, stride=8)
+    pooled = gaussian_density([points], (48, 64), stride=8, sigma=4.0)[0, 0]
+    assert pooled.shape == (6, 8) and torch.isclose(pooled.sum(), torch.tensor(4.0))
+    batch = gaussian_density([points, points[:1], torch.zeros(0, 2)], (48, 64), 8, 4.0)
     assert batch.shape == (3, 1, 6, 8) and batch.sum((1, 2, 3)).tolist() == pytest.approx([4, 1, 0])
-    raster = point_map(points, 48, 64)
+    raster = point_map(points, (48, 64))
     assert raster.sum() == 3  # two heads share pixel (10, 20): assignment counts it once
     assert raster[20, 10] == 1 and raster[47, 63] == 1 and raster[0, 0] == 1

@@ -3,6 +3,7 @@ targets and loaders. Every bad input raises ``DataError`` with one line naming t
 
 from model.data.augment import crop_flip, crop_params, gather_crops
 from model.data.batch import Batch
+from model.data.collate import collate
 from model.data.datasets import check_dataset, load_splits
 from model.data.errors import DataError
 from model.data.layouts import detect_format
@@ -19,7 +20,6 @@ from model.data.sample import (
     normalize,
 )
 from model.data.synth import synth_sample, synthetic_splits
-from model.data.targets import collate, density_map, density_maps, point_map
 from model.data.write import write_rgbtcc
 
 __all__ = [
@@ -36,14 +36,11 @@ __all__ = [
     "compute_stats",
     "crop_flip",
     "crop_params",
-    "density_map",
-    "density_maps",
     "detect_format",
     "eval_batches",
     "gather_crops",
     "load_splits",
     "normalize",
-    "point_map",
     "random_affine",
     "synth_sample",
     "synthetic_splits",

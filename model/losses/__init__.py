@@ -5,7 +5,7 @@ from model.losses.counting import DENSITY_LOSSES, CountingLoss, build_loss
 from model.losses.density import MSEDensityLoss
 from model.losses.local_count import local_count_loss
 from model.losses.regularisers import domain_loss, feature_l1, total_variation
-from model.losses.targets import gaussian_density, inside_points
+from model.targets import gaussian_density, inside_points
 
 __all__ = [
     "DENSITY_LOSSES",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.losses.targets import inside_points
+from model.targets import inside_points
 
 
 def _pixel_centres(size: int, extent: int, like: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,8 @@ from model.losses.bayesian import BayesianLoss
 from model.losses.density import MSEDensityLoss
 from model.losses.local_count import local_count_loss
 from model.losses.regularisers import domain_loss, feature_l1, total_variation
-from model.losses.targets import gaussian_density
 from model.output import ModelOutput
+from model.targets import gaussian_density
 
 DENSITY_LOSSES: dict[str, Callable[[LossConfig], nn.Module]] = {
     "mse": lambda cfg: MSEDensityLoss(cfg.density_sigma),

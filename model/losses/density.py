@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.losses.targets import gaussian_density
+from model.targets import gaussian_density
 
 
 class MSEDensityLoss(nn.Module):
