@@ -1,0 +1,108 @@
+"""``ablate viz``: every picture for a G run (all modules on), the applicable subset for an A
+run (no STN, no offsets), known answers for the density peaks, and bad input. The runs come
+from the tiny demo study that conftest's ``done_study`` trains once per session."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_NAME, invoke
+
+from ablate.db import RunStore
+from ablate.viz import plots
+from ablate.viz.infer import Inference, LoadedRun, infer
+from model.config import DataConfig, ModelConfig, RunConfig
+from model.data import synthetic_splits
+from model.network import build_model
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def run_id(done_study: Path, variant: str) -> int:
+    with RunStore(str(done_study / "runs.db")) as store:
+        return next(r.id for r in store.list_runs(TINY_NAME) if r.variant == variant)
+
+
+def viz(done_study: Path, out: Path, *args: str):
+    return invoke("viz", *args, "--db", str(done_study / "runs.db"), "--out", str(out))
+
+
+def written(out: Path) -> set[str]:
+    files = {p.name for p in out.iterdir()}
+    for name in files:
+        assert (out / name).read_bytes().startswith(PNG), name
+    return files
+
+
+def test_g_run_gets_every_picture(done_study, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # save_dir is relative to done_study: found beside the db
+    out = tmp_path / "g"
+    result = viz(done_study, out, str(run_id(done_study, "G")), "--images", "2")
+    assert result.exit_code == 0, result.output
+    assert "skipped" not in result.output
+    assert f"wrote 9 pictures to {out}" in result.output
+    assert written(out) == {f"val-{i}_{kind}.png" for i in (0, 1)
+                            for kind in ("stn", "offsets", "density", "cells")} | {
+        "loss_curves.png"}
+
+
+def test_a_run_gets_the_pictures_that_apply_and_says_what_it_skipped(done_study, tmp_path):
+    out = tmp_path / "a"
+    result = viz(done_study, out, str(run_id(done_study, "A")), "--images", "1", "--split",
+                 "test")
+    assert result.exit_code == 0, result.output
+    assert "skipped: STN is off in this run: no STN overlay" in result.output
+    assert "skipped: offset alignment is off in this run: no offset field" in result.output
+    assert "feature L1, TV, local-count" in result.output
+    assert written(out) == {"test-0_density.png", "test-0_cells.png", "loss_curves.png"}
+
+
+def test_run_without_checkpoint_and_bad_options_are_one_line_errors(tmp_path):
+    db = str(tmp_path / "runs.db")
+    with RunStore(db) as store:
+        cfg = RunConfig()
+        run = store.claim("s", "A", 0, cfg.to_dict(), cfg.config_hash(),
+                          save_dir=str(tmp_path / "gone")).run
+    for args, message in (
+        ((str(run.id),), f"Error: run {run.id} (A, seed 0, running) has no checkpoint at "
+                         f"{tmp_path / 'gone' / 'best.pt'}"),
+        (("42",), "Error: no run with id 42"),
+        ((str(run.id), "--split", "train"),
+         "Error: --split 'train' is not valid; choose one of val, test"),
+        ((str(run.id), "--images", "0"), "Error: --images 0 is not valid; it must be >= 1"),
+    ):
+        result = invoke("viz", *args, "--db", db, "--out", str(tmp_path / "out"))
+        assert result.exit_code == 1 and result.output.startswith(message), result.output
+        assert result.output.count("\n") == 1
+
+
+def tiny_loaded(**model: object) -> tuple[LoadedRun, object]:
+    data = DataConfig(synth_n_train=2, synth_n_val=2, synth_n_test=1, synth_height=64,
+                      synth_width=64, crop_size=64)
+    cfg = RunConfig(model=ModelConfig(**model), data=data)
+    net = build_model(cfg.model).eval()
+    return LoadedRun(run=None, config=cfg, net=net, checkpoint=Path("-"), epoch=0), \
+        synthetic_splits(data)
+
+
+def test_deformable_offsets_become_one_mean_vector_per_feature_pixel(tmp_path):
+    loaded, splits = tiny_loaded(stn=True, offset_align=True, offset_mode="deform")
+    (inf,) = infer(loaded, splits.val, splits, 1)
+    assert inf.offsets.shape[0] == 2 and inf.warped.shape == inf.reference.shape
+    assert inf.density_full.shape == (64, 64)
+    assert inf.density_full.sum() == pytest.approx(inf.game["pred_count"], rel=1e-4)
+    assert plots.offset_quiver(inf, tmp_path / "o.png", "deform").read_bytes().startswith(PNG)
+
+
+def test_density_peaks_are_the_local_maxima_in_input_pixels():
+    loaded, splits = tiny_loaded()
+    (inf,) = infer(loaded, splits.val, splits, 1)
+    density = np.zeros((8, 8))
+    density[2, 3], density[6, 1], density[6, 2] = 1.0, 0.5, 0.01  # 0.01: below 10% of max
+    inf = dataclasses.replace(inf, density=density, density_full=np.zeros((64, 64)))
+    assert plots.peaks(inf).tolist() == [[28.0, 20.0], [12.0, 52.0]]  # (x, y) cell centres
+    assert plots.peaks(dataclasses.replace(inf, density=np.zeros((8, 8)))).shape == (0, 2)
+    assert isinstance(inf, Inference)
