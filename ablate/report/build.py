@@ -3,6 +3,7 @@ every output format renders the same numbers."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,14 @@ def build_report(store: RunStore, study: str | None = None, split: str = "test",
     significance, sig_notes = _significance(store, rows, first, split)
     curves = {row.key: [(run.seed, store.epochs(run.id)) for run in row.runs] for row in rows}
     notes = [note for row in rows for note in row.notes] + sig_notes + tune_notes
+    if not rows[0].runs[-1].config.get("data", {}).get("data_path"):
+        notes.insert(0, "the variants ran on the built-in synthetic data: compare them with "
+                        "each other; the published rows (RGBT-CC test) are context, and a "
+                        "mark of beating BM means nothing here")
+    left_out = Counter(run.status for run in store.list_runs(name) if run.status != "done")
+    if left_out:
+        notes.append("not in the table (not done): " + ", ".join(
+            f"{n} {status}" for status, n in sorted(left_out.items())) + " run(s)")
     return Report(name, study_file.description if study_file is not None else "", split,
                   store.display_url, reference, chosen, rows, table, significance, sig_metric,
                   first, _dataset(rows), notes, curves, tuning)
