@@ -123,6 +123,9 @@ class DataConfig:
     synth_scale: float = 0.03  # max relative scale change
     synth_local_warp: float = 0.0  # amplitude in px of a smooth local displacement
     synth_night_fraction: float = 0.5
+    # Warm person-shaped decoys (heaters, animals) per labelled person, seen only in thermal:
+    # only the RGB image can reject them, so a model must use the misaligned RGB.
+    synth_decoys: float = 0.5
     synth_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -136,7 +139,8 @@ class DataConfig:
                 f"synth_min_people={self.synth_min_people} and synth_max_people="
                 f"{self.synth_max_people} must satisfy 0 <= min <= max"
             )
-        for name in ("synth_shift", "synth_rotation", "synth_scale", "synth_local_warp"):
+        for name in ("synth_shift", "synth_rotation", "synth_scale", "synth_local_warp",
+                     "synth_decoys"):
             _positive(name, getattr(self, name), strict=False)
         if not 0 <= self.synth_night_fraction <= 1:
             raise ValueError(

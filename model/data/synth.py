@@ -6,10 +6,11 @@ its own part: the same seed with synth_shift=0 renders the same scene registered
 canvas margin, at least a sixth of the image side, covers both displacements), which is what
 lets the tests measure the displacement from the images themselves.
 
-Thermal: background temperature plus warm heads and bodies plus warm non-person objects
-(vehicles, vents), pseudo-coloured. RGB: textured people plus cold look-alikes (posters,
-mannequins) that are absent from thermal, darkened and noisy at night, then displaced from the
-thermal frame by a random affine (and optionally a smooth local field) with ``grid_sample``.
+Thermal: background temperature plus warm heads and bodies, warm person-shaped decoys that
+only the RGB image can reject, and warm non-person objects (vehicles, vents), pseudo-coloured.
+RGB: textured people plus cold look-alikes (posters, mannequins) that are absent from thermal,
+darkened and noisy at night, then displaced from the thermal frame by a random affine (and
+optionally a smooth local field) with ``grid_sample``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from model.data import render
 from model.data.sample import PairSet, Sample, Splits, compute_stats, to_thermal_channels
 
 SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
-STREAMS = ("scene", "people", "distractors", "warp", "noise")
+STREAMS = ("scene", "people", "distractors", "warp", "noise", "decoys")
 
 
 def _generators(seed: int, split: str, index: int) -> dict[str, torch.Generator]:
@@ -171,15 +172,31 @@ def _warm_objects(cfg: DataConfig, g: torch.Generator) -> dict:
     }
 
 
+def _decoys(cfg: DataConfig, n_people: int, g: torch.Generator):
+    """Warm person-shaped things that are not people: head points and radii."""
+    h, w = cfg.synth_height, cfg.synth_width
+    k = int(round(cfg.synth_decoys * n_people))
+    at = torch.rand(k, 2, generator=g) * torch.tensor([w, h])
+    return at, _head_radius(cfg, at[:, 1])
+
+
+def _warm_figures(xs, ys, heads, radii, bodies, body_radii, g) -> torch.Tensor:
+    """Heat of person-like figures: a warm head and a weaker body."""
+    n = len(heads)
+    heat = render.gaussians(xs, ys, heads, 0.9 * radii[:, None].expand(n, 2),
+                            _uniform(g, 0.5, 0.65, n))
+    return heat + render.gaussians(xs, ys, bodies, body_radii * 0.8, _uniform(g, 0.2, 0.3, n))
+
+
 def _thermal_image(xs, ys, m, cfg, ground, points, radii, body, warm, g) -> torch.Tensor:
-    """Heat: ground + warm heads on the labels + weaker bodies + warm objects, pseudo-coloured."""
-    n = len(points)
+    """Heat: ground + warm people on the labels + warm decoys + warm objects, pseudo-coloured."""
     heat = 0.25 + 0.08 * ground[0]
-    head_sigma = 0.9 * radii[:, None].expand(n, 2)
-    heat = heat + render.gaussians(xs, ys, points, head_sigma, _uniform(g["people"], 0.5, 0.65, n))
-    heat = heat + render.gaussians(
-        xs, ys, body[0], body[1] * 0.8, _uniform(g["people"], 0.2, 0.3, n)
-    )
+    heat = heat + _warm_figures(xs, ys, points, radii, body[0], body[1], g["people"])
+    decoys, decoy_radii = _decoys(cfg, len(points), g["decoys"])
+    if len(decoys):
+        decoy_body = _figures(decoys, decoy_radii, g["decoys"])[0]
+        heat = heat + _warm_figures(xs, ys, decoys, decoy_radii, decoy_body[0], decoy_body[1],
+                                    g["decoys"])
     heat = heat + render.rotated_gaussians(
         xs, ys, warm["at"], warm["size"], warm["angle"], warm["heat"]
     )
