@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from model.data import detect_format
+
 DataPath = Annotated[Path | None, typer.Option(
     "--data-path", help="RGBT-CC or DroneRGBT root. Default: the built-in synthetic data.")]
 Epochs = Annotated[int | None, typer.Option("--epochs", help="Training epochs.")]
@@ -40,6 +42,8 @@ def common_overrides(data_path: Path | None, epochs: int | None, batch_size: int
     """The options the user gave, as config overrides; ``--set`` wins over named options."""
     if data_path is not None and not data_path.exists():
         raise FileNotFoundError(f"--data-path {data_path} does not exist")
+    if data_path is not None:
+        detect_format(data_path)  # an unknown layout fails here, before a run is claimed
     named = {
         "data_path": str(data_path) if data_path is not None else None,
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "backbone_lr": backbone_lr,

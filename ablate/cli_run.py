@@ -57,7 +57,8 @@ def run(
     lr: opt.Lr = None,
     backbone_lr: opt.BackboneLr = None,
     save_dir: Annotated[Path | None, typer.Option(
-        "--save-dir", help="Checkpoint directory of this run. Default: runs/<study>/<run>.")] = None,
+        "--save-dir",
+        help="Checkpoint directory of this run. Default: runs/<study>/<run>.")] = None,
     downsample_ratio: opt.Ratio = None,
     device: opt.Device = None,
     db: opt.Db = None,
@@ -82,6 +83,9 @@ def run(
         extra = {**ENHANCED_LOSS, **extra}
     variant = study.select(variant)[0]
     _validate(study, [variant], [seed], extra)
+    if force and save_dir is not None and (save_dir / "last.pt").exists():
+        raise AblateError(f"--force: {save_dir} holds a last.pt that the rerun would resume "
+                          "instead of retraining; give another --save-dir or delete it")
     with RunStore(db) as store, _reporter(quiet) as reporter:
         outcome = run_one(store, study, variant, seed, extra, Path("runs"), force, reporter,
                           exact_save_dir=save_dir)
@@ -143,6 +147,4 @@ def study_show(
 
     Example: ablate study show studies/demo.toml
     """
-    study = load_study(study_file)
-    console.print(f"[bold]{study.name}[/bold]: {study.description}")
-    console.print(variant_table(study))
+    console.print(variant_table(load_study(study_file)))  # titled with name and description

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,9 +12,21 @@ from rich.table import Table
 
 from ablate import cli_options as opt
 from ablate.db import RunStore
+from ablate.db.connect import resolve_url
+from ablate.errors import AblateError
 
 app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
 console = Console()
+
+
+def _open(db: str | None) -> RunStore:
+    """The runs database, which must exist: reading never creates an empty one."""
+    url = resolve_url(db)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            raise AblateError(f"no runs database at {url.database}; `ablate study run` "
+                              "creates it, or pass --db")
+    return RunStore(db)
 
 
 def _fmt(value) -> str:
@@ -30,7 +43,7 @@ def list_runs(
 
     Example: ablate runs list --study demo --json
     """
-    with RunStore(db) as store:
+    with _open(db) as store:
         rows = store.run_dicts(study)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -55,7 +68,7 @@ def show_run(
 
     Example: ablate runs show 3
     """
-    with RunStore(db) as store:
+    with _open(db) as store:
         run = store.get_run(run_id)
         info = run.as_dict()
         info["config"] = run.config

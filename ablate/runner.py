@@ -117,6 +117,7 @@ def run_one(
         return outcome
     rows = [{"split": "test", **{k: v for k, v in row.items() if k in IMAGE_KEYS}}
             for row in result.image_results]
+    _backfill_epochs(store, run.id, result.history)
     store.finish(run.id, result.val, result.test, result.best_epoch, rows)
     outcome.status, outcome.test = "done", result.test
     reporter.run_done(outcome)
@@ -144,6 +145,15 @@ def run_study(
                 reporter.run_done(outcome)
             outcomes.append(outcome)
     return outcomes
+
+
+def _backfill_epochs(store: RunStore, run_id: int, history: list[dict[str, float]]) -> None:
+    """Record the epochs the checkpoint holds but the database missed: a worker that died
+    between saving last.pt and recording that epoch resumes after it."""
+    stored = {row["epoch"] for row in store.epochs(run_id)}
+    for row in history:
+        if row["epoch"] not in stored:
+            store.record_epoch(run_id, int(row["epoch"]), row)
 
 
 def _one_line(exc: BaseException) -> str:
