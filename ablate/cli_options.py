@@ -45,7 +45,8 @@ def common_overrides(data_path: Path | None, epochs: int | None, batch_size: int
     if data_path is not None:
         detect_format(data_path)  # an unknown layout fails here, before a run is claimed
     named = {
-        "data_path": str(data_path) if data_path is not None else None,
+        # Absolute, so that eval, resume and the config hash do not depend on the cwd.
+        "data_path": str(data_path.resolve()) if data_path is not None else None,
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "backbone_lr": backbone_lr,
         "downsample_ratio": ratio, "device": device,
     }

@@ -15,6 +15,7 @@ from ablate.errors import AblateError
 from ablate.progress import RichReporter
 from ablate.runner import Reporter, RunOutcome, run_one, run_study
 from ablate.study import Study, load_study, variant_table
+from model.backbones import pretrained_path
 from model.engine.device import resolve_device
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
@@ -32,7 +33,9 @@ def _validate(study: Study, variants: list[str], seeds: list[int], extra: dict) 
     """Resolve every config before the database is touched, so bad input changes nothing."""
     for variant in variants:
         for seed in seeds:
-            resolve_device(study.config(variant, seed, extra).train.device)
+            cfg = study.config(variant, seed, extra)
+            resolve_device(cfg.train.device)
+            pretrained_path(cfg.model.backbone, cfg.model.pretrained)
 
 
 def _summarise(outcomes: list[RunOutcome]) -> None:
@@ -42,7 +45,8 @@ def _summarise(outcomes: list[RunOutcome]) -> None:
     typer.echo(f"{done} trained, {skipped} skipped, {len(failed)} failed")
     if failed:
         names = ", ".join(f"{o.variant}/seed {o.seed} (run {o.run_id})" for o in failed)
-        raise AblateError(f"failed runs: {names}; see `ablate runs show ID` for the error")
+        raise AblateError(f"failed runs: {names}; first error: {failed[0].error}; "
+                          "see `ablate runs show ID`")
 
 
 def run(

@@ -78,7 +78,7 @@ def run_one(
     """Claim and train one (variant, seed); a done run with the same config is skipped."""
     reporter = reporter or Reporter()
     cfg = study.config(variant, seed, extra)
-    save_dir = exact_save_dir or run_dir(save_root, study.name, variant, seed, cfg)
+    save_dir = (exact_save_dir or run_dir(save_root, study.name, variant, seed, cfg)).resolve()
     if force and exact_save_dir is None:
         # A forced rerun must not resume from the finished run's checkpoints.
         save_dir = save_dir.with_name(f"{save_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -62,8 +62,13 @@ def torchvision_cache_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
-def load_state_dict(name: str, pretrained: str) -> dict[str, torch.Tensor]:
-    """Read ImageNet weights from an explicit file or the local torch cache; never download."""
+def pretrained_path(name: str, pretrained: str | None) -> Path | None:
+    """Where ``pretrained`` points for backbone ``name``; a clear error when it is absent."""
+    if pretrained is None:
+        return None
+    if name not in TORCHVISION_VGG:
+        raise ValueError(f"pretrained weights exist only for {', '.join(TORCHVISION_VGG)}, "
+                         f"not backbone={name!r}")
     path = torchvision_cache_path(name) if pretrained == "torchvision" else Path(pretrained)
     if not path.is_file():
         hint = (
@@ -72,6 +77,12 @@ def load_state_dict(name: str, pretrained: str) -> dict[str, torch.Tensor]:
             else "give the path of a torchvision state dict, 'torchvision', or None"
         )
         raise ValueError(f"pretrained weights for {name} not found at {path}; {hint}")
+    return path
+
+
+def load_state_dict(name: str, pretrained: str) -> dict[str, torch.Tensor]:
+    """Read ImageNet weights from an explicit file or the local torch cache; never download."""
+    path = pretrained_path(name, pretrained)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or foreign files all mean the same thing to the user
@@ -113,8 +124,7 @@ def _vgg(name: str, in_channels: int, pretrained: str | None) -> EncoderParts:
 
 def build_encoder(name: str, in_channels: int, pretrained: str | None = None) -> EncoderParts:
     if name == "tiny":
-        if pretrained is not None:
-            raise ValueError("pretrained weights exist only for vgg16_bn and vgg19, not 'tiny'")
+        pretrained_path(name, pretrained)  # weights for "tiny" are an error, not ignored
         return _tiny(in_channels)
     if name in TORCHVISION_VGG:
         return _vgg(name, in_channels, pretrained)
