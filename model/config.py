@@ -26,7 +26,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 def _choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
-        raise ValueError(f"{name}={value!r} is not valid; choose one of {', '.join(map(str, choices))}")
+        valid = ", ".join(map(str, choices))
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {valid}")
 
 
 def _positive(name: str, value: float, strict: bool = True) -> None:
@@ -251,7 +252,10 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
 
 def unknown_key_error(key: str, valid: list[str]) -> ValueError:
     close = difflib.get_close_matches(key, valid, n=3)
-    hint = f"did you mean {', '.join(close)}?" if close else f"valid keys: {', '.join(sorted(valid))}"
+    if close:
+        hint = f"did you mean {', '.join(close)}?"
+    else:
+        hint = f"valid keys: {', '.join(sorted(valid))}"
     return ValueError(f"unknown config key {key!r}; {hint}")
 
 
@@ -281,7 +285,7 @@ class RunConfig:
             section, _, name = key.rpartition(".")
             if not section:
                 section = FIELD_SECTION.get(name, "")
-            if section not in SECTIONS or name not in FIELD_SECTION or FIELD_SECTION[name] != section:
+            if section not in SECTIONS or FIELD_SECTION.get(name) != section:
                 raise unknown_key_error(key, list(FIELD_SECTION))
             grouped[section][name] = _coerce(SECTIONS[section], name, value)
         parts = {

@@ -124,7 +124,7 @@ def build_model(cfg: ModelConfig) -> RGBTCounter:
 
 
 def parameter_groups(net: RGBTCounter) -> dict[str, list[nn.Parameter]]:
-    """Backbone vs. everything else (heads, alignment, fusion), for the plan's two learning rates."""
+    """Backbone vs. everything else (heads, alignment, fusion): the plan's two learning rates."""
     backbone_ids = {id(p) for p in net.encoder.parameters()}
     backbone = [p for p in net.parameters() if id(p) in backbone_ids]
     rest = [p for p in net.parameters() if id(p) not in backbone_ids]

@@ -43,8 +43,10 @@ CASES = [
      "no runs database at .*/missing/runs.db"),
     ("runs-show-999", ["runs", "show", "999"], "no run with id 999|no runs database at"),
     ("eval-missing-checkpoint", ["eval", "nope.pt"], "nope.pt does not exist"),
-    ("pretrained-missing", ["run", "--study", "tiny.toml", "--set", "backbone=vgg16_bn",
-                            "--set", "pretrained={tmp}/vgg.pth"], "pretrained weights for vgg16_bn"),
+    ("pretrained-missing",
+     ["run", "--study", "tiny.toml", "--set", "backbone=vgg16_bn",
+      "--set", "pretrained={tmp}/v.pth"],
+     "pretrained weights for vgg16_bn"),
 ]
 
 
