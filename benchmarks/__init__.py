@@ -1,0 +1,1 @@
+"""Throughput benchmarks of the engine: ``python benchmarks/bench.py --help``."""
