@@ -8,6 +8,7 @@ and the data check can list them all.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,25 @@ def detect_format(path: str | Path) -> str:
     )
 
 
+def _pair_up(rgbs: dict[str, Path], thermals: dict[str, Path], labels: dict[str, Path],
+             expected: dict[str, Callable[[str], object]]) -> tuple[list[PairFiles], list[str]]:
+    """Match the three files of each id; every incomplete id becomes a problem naming a file."""
+    pairs, problems = [], []
+    for i in sorted(set(rgbs) | set(thermals) | set(labels), key=_sort_key):
+        rgb, thermal, label = rgbs.get(i), thermals.get(i), labels.get(i)
+        if rgb is None and thermal is None:
+            problems.append(f"label {label} has no images (expected {expected['RGB'](i)})")
+        elif thermal is None:
+            problems.append(f"missing thermal partner for {rgb} (expected {expected['T'](i)})")
+        elif rgb is None:
+            problems.append(f"missing RGB partner for {thermal} (expected {expected['RGB'](i)})")
+        elif label is None:
+            problems.append(f"missing label for {rgb} (expected {expected['GT'](i)})")
+        else:
+            pairs.append(PairFiles(i, rgb, thermal, label))
+    return pairs, problems
+
+
 def scan_rgbtcc(root: Path, split: str) -> tuple[list[PairFiles], list[str]]:
     folder = root / split
     if not folder.is_dir():
@@ -77,28 +97,12 @@ def scan_rgbtcc(root: Path, split: str) -> tuple[list[PairFiles], list[str]]:
             if kind == "GT" and "GT" in found.get(match["id"], {}) and f.suffix.lower() == ".npy":
                 continue
             found.setdefault(match["id"], {})[kind] = f
-    pairs, problems = [], []
-    for sample_id in sorted(found, key=_sort_key):
-        files = found[sample_id]
-        rgb, thermal, label = files.get("RGB"), files.get("T"), files.get("GT")
-        if rgb is None and thermal is None:
-            problems.append(
-                f"label {label} has no images (expected {folder / f'{sample_id}_RGB.jpg'})"
-            )
-        elif thermal is None:
-            problems.append(
-                f"missing thermal partner for {rgb} (expected {folder / f'{sample_id}_T.jpg'})"
-            )
-        elif rgb is None:
-            problems.append(
-                f"missing RGB partner for {thermal} (expected {folder / f'{sample_id}_RGB.jpg'})"
-            )
-        elif label is None:
-            problems.append(
-                f"missing label for {rgb} (expected {folder / f'{sample_id}_GT.json'} or .npy)"
-            )
-        else:
-            pairs.append(PairFiles(sample_id, rgb, thermal, label))
+    files = {k: {i: f[k] for i, f in found.items() if k in f} for k in ("RGB", "T", "GT")}
+    pairs, problems = _pair_up(files["RGB"], files["T"], files["GT"], {
+        "RGB": lambda i: folder / f"{i}_RGB.jpg",
+        "T": lambda i: folder / f"{i}_T.jpg",
+        "GT": lambda i: f"{folder / f'{i}_GT.json'} or .npy",
+    })
     if not found:
         problems.append(f"empty split: {folder} holds no <id>_RGB.jpg / <id>_T.jpg / <id>_GT pairs")
     return pairs, problems
@@ -123,26 +127,11 @@ def scan_dronergbt(root: Path, split: str) -> tuple[list[PairFiles], list[str]]:
         by_id("Infrared", "R", ".jpg"),
         by_id("GT_", "R", ".xml"),
     )
-    pairs, problems = [], []
-    for sample_id in sorted(set(rgbs) | set(thermals) | set(labels), key=_sort_key):
-        rgb, thermal, label = rgbs.get(sample_id), thermals.get(sample_id), labels.get(sample_id)
-        expected_t = dirs["Infrared"] / f"{sample_id}R.jpg"
-        if rgb is None and thermal is None:
-            problems.append(
-                f"label {label} has no images (expected {dirs['RGB'] / f'{sample_id}.jpg'})"
-            )
-        elif thermal is None:
-            problems.append(f"missing thermal partner for {rgb} (expected {expected_t})")
-        elif rgb is None:
-            problems.append(
-                f"missing RGB partner for {thermal} (expected {dirs['RGB'] / f'{sample_id}.jpg'})"
-            )
-        elif label is None:
-            problems.append(
-                f"missing label for {rgb} (expected {dirs['GT_'] / f'{sample_id}R.xml'})"
-            )
-        else:
-            pairs.append(PairFiles(sample_id, rgb, thermal, label))
+    pairs, problems = _pair_up(rgbs, thermals, labels, {
+        "RGB": lambda i: dirs["RGB"] / f"{i}.jpg",
+        "T": lambda i: dirs["Infrared"] / f"{i}R.jpg",
+        "GT": lambda i: dirs["GT_"] / f"{i}R.xml",
+    })
     if not (rgbs or thermals or labels):
         problems.append(f"empty split: {folder} holds no RGB/<n>.jpg + Infrared/<n>R.jpg pairs")
     return pairs, problems
