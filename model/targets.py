@@ -67,28 +67,34 @@ def gaussian_density(
     h, w = out_size if out_size is not None else (int(height // stride), int(width // stride))
     if h < 1 or w < 1:
         raise ValueError(f"out_size={(h, w)!r} is not valid for image_size={(height, width)!r}")
-    kept = [inside_points(p, (height, width)) for p in points]
-    like = kept[0]
+    for p in points:  # shapes are host metadata: checking them costs no device sync
+        if p.dim() != 2 or p.shape[1] != 2:
+            raise ValueError(f"points of shape {tuple(p.shape)} are not valid; expected (N, 2)")
     # Autocast would blur in bf16 and break the exact per-point mass of 1.
-    with torch.autocast(device_type=like.device.type, enabled=False):
-        return _splat_and_blur(kept, (h, w), (height, width), sigma)
+    with torch.autocast(device_type=points[0].device.type, enabled=False):
+        return _splat_and_blur(points, (h, w), (height, width), sigma)
 
 
 def _splat_and_blur(
-    kept: list[torch.Tensor], out_size: tuple[int, int], image_size: tuple[int, int],
+    points: list[torch.Tensor], out_size: tuple[int, int], image_size: tuple[int, int],
     sigma: float,
 ) -> torch.Tensor:
-    (h, w), (height, width), like = out_size, image_size, kept[0]
+    """The whole batch in one pass: points outside the image get weight 0 instead of being
+    filtered out, so no step waits on the device for a mask's size (one sync per image before)."""
+    (h, w), (height, width) = out_size, image_size
+    all_points = torch.cat(points).to(torch.float32)
+    like = all_points
     ky, kx = _kernel(sigma * h / height, like), _kernel(sigma * w / width, like)
-    all_points = torch.cat(kept)
     image = torch.repeat_interleave(
-        torch.arange(len(kept), device=like.device),
-        torch.tensor([len(p) for p in kept], device=like.device),
+        torch.arange(len(points), device=like.device),
+        torch.tensor([len(p) for p in points], device=like.device),
     )
-    # Clamp guards x * w / W rounding up to w for x just below W.
-    cx = (all_points[:, 0] * (w / width)).floor().long().clamp(0, w - 1)
-    cy = (all_points[:, 1] * (h / height)).floor().long().clamp(0, h - 1)
-    weight = 1.0 / (_retained(h, ky)[cy] * _retained(w, kx)[cx])
-    flat = torch.zeros(len(kept) * h * w, dtype=like.dtype, device=like.device)
+    x, y = all_points[:, 0], all_points[:, 1]
+    inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+    # Clamp guards x * w / W rounding up to w for x just below W (and parks outside points).
+    cx = (x * (w / width)).floor().nan_to_num(0).long().clamp(0, w - 1)
+    cy = (y * (h / height)).floor().nan_to_num(0).long().clamp(0, h - 1)
+    weight = inside / (_retained(h, ky)[cy] * _retained(w, kx)[cx])
+    flat = torch.zeros(len(points) * h * w, dtype=like.dtype, device=like.device)
     flat.index_add_(0, (image * h + cy) * w + cx, weight)
-    return _blur(flat.view(len(kept), 1, h, w), ky, kx)
+    return _blur(flat.view(len(points), 1, h, w), ky, kx)

@@ -186,6 +186,10 @@ def _break(root: Path, case: str) -> str:
         (train / "2_GT.json").unlink()
         np.save(train / "2_GT.npy", np.zeros(6, np.float32))
         return "2_GT.npy"
+    if case == "npy with nan":
+        (train / "2_GT.json").unlink()
+        np.save(train / "2_GT.npy", np.array([[1.0, 2.0], [np.nan, 3.0]], np.float32))
+        return "2_GT.npy"
     if case == "size mismatch":
         _jpeg(train / "2_T.jpg", height=H + 8)
         return "2_T.jpg"
@@ -213,6 +217,7 @@ BAD = [
     "points not pairs",
     "npy wrong shape",
     "npy one-dimensional",
+    "npy with nan",
     "size mismatch",
     "empty split",
     "missing split",

@@ -48,7 +48,10 @@ def _as_points(array: np.ndarray, path: Path) -> torch.Tensor:
             f"label {path} holds points of shape {tuple(array.shape)}; expected N x 2 (x, y) "
             "or N x 3 (x, y, nearest-neighbour distance)"
         )
-    return torch.from_numpy(np.ascontiguousarray(array[:, :2], dtype=np.float32))
+    points = np.ascontiguousarray(array[:, :2], dtype=np.float32)
+    if not np.isfinite(points).all():
+        raise DataError(f"label {path} holds a NaN or infinite coordinate")
+    return torch.from_numpy(points)
 
 
 def read_json_points(path: Path) -> torch.Tensor:
