@@ -16,6 +16,8 @@ BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Pairs per t
 Lr = Annotated[float | None, typer.Option("--lr", help="Learning rate of heads and alignment.")]
 BackboneLr = Annotated[float | None, typer.Option("--backbone-lr",
                                                   help="Learning rate of the backbone.")]
+SaveRoot = Annotated[Path, typer.Option(
+    "--save-dir", help="Root of the per-run checkpoint directories.")]
 Ratio = Annotated[int | None, typer.Option("--downsample-ratio",
                                            help="Output stride of the density map: 8, 16 or 32.")]
 Device = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")]

@@ -113,8 +113,7 @@ def study_run(
     batch_size: opt.BatchSize = None,
     lr: opt.Lr = None,
     backbone_lr: opt.BackboneLr = None,
-    save_dir: Annotated[Path, typer.Option(
-        "--save-dir", help="Root of the per-run checkpoint directories.")] = Path("runs"),
+    save_dir: opt.SaveRoot = Path("runs"),
     downsample_ratio: opt.Ratio = None,
     device: opt.Device = None,
     db: opt.Db = None,

@@ -75,6 +75,17 @@ def gaussian_density(
         return _splat_and_blur(points, (h, w), (height, width), sigma)
 
 
+def target_like(
+    density: torch.Tensor, points: list[torch.Tensor], image_size: tuple[int, int], sigma: float
+) -> torch.Tensor:
+    """The Gaussian target on the grid of the prediction ``density`` (B, 1, h, w)."""
+    return gaussian_density(
+        [p.to(density.device) for p in points], image_size,
+        stride=image_size[0] / density.shape[-2], sigma=sigma,
+        out_size=(int(density.shape[-2]), int(density.shape[-1])),
+    )
+
+
 def _splat_and_blur(
     points: list[torch.Tensor], out_size: tuple[int, int], image_size: tuple[int, int],
     sigma: float,

@@ -15,7 +15,7 @@ from model.losses.density import MSEDensityLoss
 from model.losses.local_count import local_count_loss
 from model.losses.regularisers import domain_loss, feature_l1, total_variation
 from model.output import ModelOutput
-from model.targets import gaussian_density
+from model.targets import target_like
 
 DENSITY_LOSSES: dict[str, Callable[[LossConfig], nn.Module]] = {
     "mse": lambda cfg: MSEDensityLoss(cfg.density_sigma),
@@ -56,6 +56,7 @@ class CountingLoss(nn.Module):
         self.cfg = cfg
         self.stride = model_cfg.downsample_ratio
         self.density_loss = DENSITY_LOSSES[cfg.density](cfg)
+        self._stride_r_target: torch.Tensor | None = None
 
     def forward(
         self, output: ModelOutput, batch: Batch, local_count_scale: float = 1.0
@@ -66,6 +67,8 @@ class CountingLoss(nn.Module):
             )
         cfg = self.cfg
         check_stride("density", output.density, batch, self.stride)
+        # The MSE term and the local-count term share one target: build it once per step.
+        self._stride_r_target = None
         specs = {
             "density": (1.0, self._density),
             "local_count": (cfg.local_count * local_count_scale, self._local_count),
@@ -86,16 +89,21 @@ class CountingLoss(nn.Module):
             terms[name] = value.detach()
         return total, terms
 
+    def _target(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
+        if self._stride_r_target is None:
+            self._stride_r_target = target_like(
+                output.density, batch.points, batch.image_size, self.cfg.density_sigma)
+        return self._stride_r_target
+
     def _density(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
+        if isinstance(self.density_loss, MSEDensityLoss):
+            return self.density_loss(output.density, batch.points, batch.image_size,
+                                     target=self._target(output, batch))
         return self.density_loss(output.density, batch.points, batch.image_size)
 
     def _local_count(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
         density = output.density.float()
-        target = gaussian_density(
-            [p.to(density.device) for p in batch.points], batch.image_size,
-            stride=batch.image_size[0] / density.shape[-2], sigma=self.cfg.density_sigma,
-            out_size=(int(density.shape[-2]), int(density.shape[-1])),
-        )
+        target = self._target(output, batch)
         return local_count_loss(
             density, target, self.cfg.local_count_levels, self.cfg.local_count_level_weights
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.targets import gaussian_density
+from model.targets import target_like
 
 
 class MSEDensityLoss(nn.Module):
@@ -21,11 +21,10 @@ class MSEDensityLoss(nn.Module):
         self.sigma = sigma
 
     def forward(
-        self, density: torch.Tensor, points: list[torch.Tensor], image_size: tuple[int, int]
+        self, density: torch.Tensor, points: list[torch.Tensor], image_size: tuple[int, int],
+        target: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        target = gaussian_density(
-            [p.to(density.device) for p in points], image_size,
-            stride=image_size[0] / density.shape[-2], sigma=self.sigma,
-            out_size=(int(density.shape[-2]), int(density.shape[-1])),
-        )
+        """``target``, when given, is ``target_like(density, points, image_size, sigma)``."""
+        if target is None:
+            target = target_like(density, points, image_size, self.sigma)
         return ((density.float() - target) ** 2).sum() / density.shape[0]
