@@ -13,6 +13,8 @@ must match it to float precision (see docs/domain.md, "The evaluation protocol")
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from model.data.batch import Batch
+from model.registry import lookup, names, register
 
 GAME_LEVELS = (0, 1, 2, 3)
 
@@ -163,19 +166,72 @@ def game_per_image(
     return row
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One set-level metric: its name (the database, JSON and study-file key), the header the
+    reports print, and how it reduces the per-image columns of a split to one number."""
+
+    name: str
+    header: str
+    reduce: Callable[[dict[str, np.ndarray]], float]
+
+
+def metric(name: str, header: str | None = None) -> Callable:
+    """Register ``fn(columns) -> float`` as a metric. ``columns`` holds one array per per-image
+    key: ``game0..game3``, ``error`` (pred - true), ``pred_count``, ``true_count``."""
+
+    def add(fn: Callable[[dict[str, np.ndarray]], float]) -> Callable:
+        register("metric", name)(Metric(name, header or name.upper(), fn))
+        return fn
+
+    return add
+
+
+def metrics() -> tuple[Metric, ...]:
+    """Every registered metric, the official ones first: the one list the runs database, the
+    reports, selection and tuning read."""
+    return tuple(lookup("metric", name) for name in names("metric"))
+
+
+def metric_names() -> tuple[str, ...]:
+    return names("metric")
+
+
+def _game_level(level: int) -> None:
+    metric(f"game{level}", f"GAME{level}")(lambda columns: float(columns[f"game{level}"].mean()))
+
+
+for _level in GAME_LEVELS:
+    _game_level(_level)
+
+
+@metric("rmse", "RMSE")
+def _rmse(columns: dict[str, np.ndarray]) -> float:
+    return math.sqrt(float(np.mean(columns["error"] ** 2)))
+
+
+@metric("mae", "MAE")
+def _mae(columns: dict[str, np.ndarray]) -> float:
+    return float(np.mean(np.abs(columns["error"])))
+
+
+IMAGE_COLUMNS = (*(f"game{level}" for level in GAME_LEVELS), "error", "pred_count", "true_count")
+
+
 def aggregate(per_image: list[dict[str, Any]]) -> dict[str, float]:
-    """Set-level metrics: mean GAME per level, ``mae`` (= game0), ``rmse`` and ``n_images``."""
+    """Set-level metrics: every registered metric (``game0..game3``, ``rmse``, ``mae``, ...)
+    and ``n_images``."""
     if not per_image:
         raise ValueError("per_image=[] is not valid; aggregate needs at least one image")
-    keys = [f"game{level}" for level in GAME_LEVELS] + ["error"]
     for index, row in enumerate(per_image):
-        missing = [k for k in keys if k not in row]
+        missing = [k for k in IMAGE_COLUMNS if k not in row]
         if missing:
             raise ValueError(f"per_image[{index}] lacks {', '.join(missing)}")
-    table = np.array([[float(row[k]) for k in keys] for row in per_image], dtype=np.float64)
-    summary = {key: float(table[:, i].mean()) for i, key in enumerate(keys[:-1])}
-    summary["mae"] = summary["game0"]
-    summary["rmse"] = math.sqrt(float(np.mean(table[:, -1] ** 2)))
+    columns = {
+        key: np.array([float(row[key]) for row in per_image], dtype=np.float64)
+        for key in IMAGE_COLUMNS
+    }
+    summary = {m.name: float(m.reduce(columns)) for m in metrics()}
     summary["n_images"] = len(per_image)
     return summary
 

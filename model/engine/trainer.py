@@ -18,14 +18,11 @@ from model.engine import checkpoint
 from model.engine.device import autocast, resolve_device, rng_state, seed_everything, set_rng_state
 from model.engine.evaluate import evaluate
 from model.engine.optim import build_optimizer, build_scheduler, local_count_scale, set_frozen
+from model.errors import TrainingError
 from model.losses import build_loss
 from model.network import RGBTCounter, build_model
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-
-
-class TrainingError(RuntimeError):
-    """The run cannot go on (a NaN loss, a foreign checkpoint in the output directory)."""
 
 
 @dataclass
