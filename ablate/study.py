@@ -96,6 +96,45 @@ class Study:
         except (ValueError, TypeError) as exc:
             raise AblateError(f"{self.path} variant {variant_name}: {exc}") from None
 
+    def to_record(self) -> dict[str, Any]:
+        """The study's definition as JSON-able data, for the runs database: what a report
+        needs (variant order, parents, labels, overrides) without the file."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "baseline": self.baseline,
+            "select_metric": self.select_metric,
+            "path": str(self.path),
+            "base_overrides": self.base_overrides,
+            "variants": [
+                {"name": v.name, "label": v.label, "parent": v.parent,
+                 "overrides": v.overrides, "changes": v.changes}
+                for v in self.variants.values()
+            ],
+            "tune": self.tune,
+            "requires": list(self.requires),
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Study:
+        """Inverse of ``to_record``."""
+        variants = {
+            v["name"]: Variant(v["name"], v["label"], v["parent"], dict(v["overrides"]),
+                               dict(v["changes"]))
+            for v in record["variants"]
+        }
+        return cls(
+            name=record["name"],
+            description=record.get("description", ""),
+            baseline=record.get("baseline", "BM"),
+            select_metric=record.get("select_metric", "game0"),
+            path=Path(record.get("path", record["name"])),
+            base_overrides=dict(record.get("base_overrides", {})),
+            variants=variants,
+            tune=record.get("tune"),
+            requires=tuple(record.get("requires", ())),
+        )
+
     def select(self, names: str | list[str] | None) -> list[str]:
         """Parse "A,C,G" (or a list of such strings); None means every variant. Study order."""
         if names is None:
