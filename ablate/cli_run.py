@@ -12,13 +12,14 @@ from rich.console import Console
 from ablate import cli_options as opt
 from ablate.db import RunStore
 from ablate.errors import AblateError
+from ablate.paths import STUDIES_DIR
 from ablate.progress import RichReporter
 from ablate.runner import Reporter, RunOutcome, run_one, run_study
 from ablate.study import Study, load_study, variant_table
 from model.backbones import pretrained_path
 from model.engine.device import resolve_device
 
-STUDIES = Path(__file__).resolve().parents[1] / "studies"
+STUDIES = STUDIES_DIR
 ENHANCED_LOSS = {"local_count": 0.2, "feat_l1": 0.1, "tv": 0.05}  # the plan's weights
 
 study_app = typer.Typer(help="Run or inspect a study file (variants A-G).", no_args_is_help=True)

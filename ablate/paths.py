@@ -38,3 +38,8 @@ def inside(root: Path, *names: str) -> Path:
     if path != base and base not in path.parents:
         raise UsageError(f"{path} is not inside {base}; refusing to write there")
     return path
+
+
+# The shipped study files and published baselines: package data, so a non-editable install
+# has them too (the repository's top-level studies/ is a link to this folder).
+STUDIES_DIR = Path(__file__).resolve().parent / "studies"

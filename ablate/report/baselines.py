@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ablate.errors import AblateError
+from ablate.paths import STUDIES_DIR
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "studies" / "baselines.toml"
+DEFAULT_FILE = STUDIES_DIR / "baselines.toml"
 METRICS = ("game0", "game1", "game2", "game3", "rmse")
 FIELDS = ("name", *METRICS, "source")
 
