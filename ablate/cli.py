@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from typer.core import TyperGroup
 
@@ -11,21 +13,25 @@ from ablate.cli_report import report_command, viz_command
 from ablate.cli_run import run, study_app
 from ablate.cli_runs import app as runs_app
 from ablate.cli_tune import tune_command
-from ablate.errors import AblateError
-
-USER_ERRORS = (AblateError, ValueError, FileNotFoundError, PermissionError, NotADirectoryError)
+from ablate.errors_cli import ABORTS, report
 
 
 class _OneLineErrors(TyperGroup):
-    """Turn every user error raised by any command into ``Error: <one line>`` and exit code 1."""
+    """Every error of every command goes through ``errors_cli.report``: bad input and bad
+    arguments are one ``Error:`` line with exit code 1, anything else a bug with exit code 2."""
 
-    def invoke(self, ctx):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            return super().invoke(ctx)
-        except USER_ERRORS as exc:
-            text = str(exc).strip().splitlines()
-            typer.echo(f"Error: {text[0] if text else type(exc).__name__}", err=True)
-            raise typer.Exit(1) from None
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ABORTS:
+            typer.echo("Aborted.", err=True)
+            code = 130
+        except Exception as exc:  # the one place that decides user error or bug
+            code = report(exc)
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
 
 app = typer.Typer(

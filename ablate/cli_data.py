@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ablate.errors import ConfigError, UsageError
 from model.config import DataConfig
 from model.data import DataError, check_dataset, synthetic_splits, write_rgbtcc
 
 app = typer.Typer(help="Check a dataset or write the synthetic one.", no_args_is_help=True)
 _D = DataConfig()  # the synth command's defaults are the built-in dataset's
+# ``data synth`` option -> the DataConfig field it sets.
+SYNTH_OPTIONS = {
+    "n": "synth_n_train", "shift": "synth_shift", "rotation": "synth_rotation",
+    "scale": "synth_scale", "local_warp": "synth_local_warp", "night": "synth_night_fraction",
+    "min_people": "synth_min_people", "max_people": "synth_max_people",
+    "height": "synth_height", "width": "synth_width", "seed": "synth_seed",
+}
 
 
 def _sizes(sizes: dict[str, int]) -> str:
@@ -102,25 +112,10 @@ def synth(
 
     Example: ablate data synth data/synth --n 200 --shift 16 --rotation 5
     """
+    options = {name: value for name, value in locals().items() if name in SYNTH_OPTIONS}
     if not overwrite and any((out / split).exists() for split in ("train", "val", "test")):
         raise DataError(f"{out} already holds train/, val/ or test/; pass --overwrite to replace")
-    cfg = dataclasses.replace(
-        _D,
-        synth_n_train=n,
-        synth_n_val=max(1, n // 4),
-        synth_n_test=max(1, n // 3),
-        synth_shift=shift,
-        synth_rotation=rotation,
-        synth_scale=scale,
-        synth_local_warp=local_warp,
-        synth_night_fraction=night,
-        synth_min_people=min_people,
-        synth_max_people=max_people,
-        synth_height=height,
-        synth_width=width,
-        synth_seed=seed,
-    )
-    splits = synthetic_splits(cfg)
+    splits = synthetic_splits(synth_config(options))
     written = write_rgbtcc(splits, out)
     points = {s.name: s.num_points for s in splits}
     for split, count in written.items():
@@ -128,3 +123,25 @@ def synth(
     typer.echo(
         f"wrote {sum(written.values())} pairs ({width}x{height}) in the RGBT-CC layout to {out}"
     )
+
+
+def synth_config(options: dict[str, Any]) -> DataConfig:
+    """The ``data synth`` options as the built-in dataset's config; a bad value is one line
+    naming the option (``--shift nan``), not the config field behind it."""
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{_flag(name)} {value} is not valid; it must be a finite number")
+    values = {SYNTH_OPTIONS[name]: value for name, value in options.items()}
+    n = options["n"]
+    values.update(synth_n_val=max(1, n // 4), synth_n_test=max(1, n // 3))
+    try:
+        return dataclasses.replace(_D, **values)
+    except ConfigError as exc:
+        message = str(exc)
+        for name, field in SYNTH_OPTIONS.items():
+            message = re.sub(rf"\b{field}\b", _flag(name), message)
+        raise UsageError(message) from None
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")

@@ -3,21 +3,44 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ablate import cli_options as opt
+from ablate.errors import UsageError
 from model.config import DataConfig
 from model.data import load_splits
 from model.engine import oracle_check
-from model.engine.evaluate import evaluate_checkpoint
+from model.engine.evaluate import SPLITS, evaluate_checkpoint
+from model.metrics import metrics
 
 console = Console()
-METRIC_COLUMNS = ("game0", "game1", "game2", "game3", "rmse", "mae")
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise UsageError(f"--split {split!r} is not valid; choose one of {', '.join(SPLITS)}")
+    return split
+
+
+def _metric_table(title: str, rows: Sequence[dict[str, Any]],
+                  first: tuple[str, str] | None = None) -> Table:
+    """One column per registered metric, one row per result; ``first`` = (key, header) of a
+    column before them."""
+    table = Table(title=title)
+    if first is not None:
+        table.add_column(first[1], justify="right")
+    for m in metrics():
+        table.add_column(m.header, justify="right")
+    for row in rows:
+        lead = [str(row[first[0]])] if first is not None else []
+        table.add_row(*lead, *(f"{row[m.name]:.3f}" for m in metrics()))
+    return table
 
 
 def eval_command(
@@ -29,19 +52,18 @@ def eval_command(
 ) -> None:
     """Evaluate a saved checkpoint with the official GAME protocol.
 
+    The network is rebuilt from the config stored in the checkpoint.
+
     Example: ablate eval runs/demo/G-seed0-1a2b3c4d/best.pt --split test
     """
     overrides = {k: v for k, v in {"data_path": data_path and str(data_path),
                                    "device": device}.items() if v}
-    summary, _ = evaluate_checkpoint(str(checkpoint), split, overrides)
+    summary, _ = evaluate_checkpoint(str(checkpoint), _check_split(split), overrides)
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    table = Table(title=f"{checkpoint} on {split} ({summary['n_images']} images)")
-    for col in METRIC_COLUMNS:
-        table.add_column(col.upper(), justify="right")
-    table.add_row(*(f"{summary[c]:.3f}" for c in METRIC_COLUMNS))
-    console.print(table)
+    console.print(_metric_table(f"{checkpoint} on {split} ({summary['n_images']} images)",
+                                [summary]))
 
 
 def check_eval_command(
@@ -59,17 +81,12 @@ def check_eval_command(
 
     Example: ablate check-eval --data-path ~/RGBT-CC --split val
     """
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"--split {split!r} is not valid; choose one of train, val, test")
+    if stride < 1:
+        raise UsageError(f"--stride {stride} is not valid; it must be >= 1")
     cfg = DataConfig(data_path=str(data_path) if data_path else None)
-    rows = oracle_check(getattr(load_splits(cfg), split), stride=stride)
+    rows = oracle_check(getattr(load_splits(cfg), _check_split(split)), stride=stride)
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    table = Table(title=f"oracle check: ground-truth density at stride {stride} on {split}")
-    table.add_column("shift px", justify="right")
-    for col in METRIC_COLUMNS:
-        table.add_column(col.upper(), justify="right")
-    for row in rows:
-        table.add_row(str(row["shift_px"]), *(f"{row[c]:.3f}" for c in METRIC_COLUMNS))
-    console.print(table)
+    title = f"oracle check: ground-truth density at stride {stride} on {split}"
+    console.print(_metric_table(title, rows, first=("shift_px", "shift px")))

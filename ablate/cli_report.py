@@ -10,23 +10,13 @@ import typer
 
 from ablate import cli_options as opt
 from ablate.db import RunStore
-from ablate.errors import AblateError
-
-
-def _open_store(db: str | None) -> RunStore:
-    """A bare path must exist: reading a report must not create an empty database."""
-    if db is None or "://" not in db:
-        path = Path(db or "runs.db").expanduser()
-        if not path.is_file():
-            raise AblateError(f"no runs database at {path}; pass --db, or run a study first: "
-                              "ablate study run studies/demo.toml --seeds 3")
-    return RunStore(db)
+from ablate.errors import UsageError
 
 
 def report_command(
     study: Annotated[str | None, typer.Argument(
-        help="Study name in the database, or its study file (for the variant order and the "
-        "base chain). Default: the only study in the database.")] = None,
+        help="Study name in the database (its recorded definition gives the variant order "
+        "and the base chain), or a study file. Default: the only study in the database.")] = None,
     db: opt.Db = None,
     format: Annotated[str, typer.Option(
         "--format", "-f", help="html, latex, markdown or csv.")] = "html",
@@ -54,8 +44,8 @@ def report_command(
     from ablate.report.render import FORMATS
 
     if format not in FORMATS:
-        raise AblateError(f"--format {format!r} is not valid; choose one of {', '.join(FORMATS)}")
-    with _open_store(db) as store:
+        raise UsageError(f"--format {format!r} is not valid; choose one of {', '.join(FORMATS)}")
+    with RunStore(db, readonly=True) as store:
         report = build_report(store, study, split, baselines,
                               str(baseline_file) if baseline_file else None, sig_metric)
     path = write_report(report, format, out)
@@ -86,8 +76,8 @@ def viz_command(
     from ablate.viz import default_dir, write_pictures
 
     if data_path is not None and not data_path.exists():
-        raise FileNotFoundError(f"--data-path {data_path} does not exist")
-    with _open_store(db) as store:
+        raise UsageError(f"--data-path {data_path} does not exist")
+    with RunStore(db, readonly=True) as store:
         result = write_pictures(store, run_id, out, images, split,
                                 str(data_path) if data_path else None)
     for note in result.notes:

@@ -1,9 +1,8 @@
-"""``ablate runs list|show``: what the runs database holds."""
+"""``ablate runs list|show``: what the runs database holds (opened read-only)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,21 +11,10 @@ from rich.table import Table
 
 from ablate import cli_options as opt
 from ablate.db import RunStore
-from ablate.db.connect import resolve_url
-from ablate.errors import AblateError
+from model.metrics import metrics
 
 app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
 console = Console()
-
-
-def _open(db: str | None) -> RunStore:
-    """The runs database, which must exist: reading never creates an empty one."""
-    url = resolve_url(db)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        if not Path(url.database).exists():
-            raise AblateError(f"no runs database at {url.database}; `ablate study run` "
-                              "creates it, or pass --db")
-    return RunStore(db)
 
 
 def _fmt(value) -> str:
@@ -43,18 +31,22 @@ def list_runs(
 
     Example: ablate runs list --study demo --json
     """
-    with _open(db) as store:
+    with RunStore(db, readonly=True) as store:
+        if study is not None:
+            store.check_study(study)
         rows = store.run_dicts(study)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
+    shown = metrics()  # every registered metric, test split
     table = Table(title=f"runs{f' of {study}' if study else ''}")
-    for col in ("id", "study", "variant", "seed", "status", "GAME0", "GAME1", "GAME2", "GAME3",
-                "RMSE"):
-        table.add_column(col, justify="right" if col[0] in "iGRs" else "left")
+    for col in ("id", "study", "variant", "seed", "status"):
+        table.add_column(col, justify="right" if col in ("id", "seed") else "left")
+    for metric in shown:
+        table.add_column(metric.header, justify="right")
     for r in rows:
         table.add_row(str(r["id"]), r["study"], r["variant"], str(r["seed"]), r["status"],
-                      *(_fmt(r[k]) for k in ("game0", "game1", "game2", "game3", "rmse")))
+                      *(_fmt(r[metric.name]) for metric in shown))
     console.print(table)
 
 
@@ -68,7 +60,7 @@ def show_run(
 
     Example: ablate runs show 3
     """
-    with _open(db) as store:
+    with RunStore(db, readonly=True) as store:
         run = store.get_run(run_id)
         info = run.as_dict()
         info["config"] = run.config

@@ -1,64 +1,90 @@
-"""A rich progress display for studies: one bar for the runs, one for the current run's epochs."""
+"""Rich progress displays: a bar for the runs (or trials), one for the current run's epochs,
+and one line per finished run. ``reporter(quiet)`` picks the display or silence."""
 
 from __future__ import annotations
+
+import contextlib
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ablate.runner import Reporter, RunOutcome
+from ablate.pipeline import Reporter, RunOutcome, RunSpec
+
+VERBS = {"resume": "resuming", "rerun": "rerunning"}
 
 
-class RichReporter(Reporter):
-    def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-        )
-        self.study_task = None
+def bars(console: Console, enabled: bool = True) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                    console=console, disable=not enabled)
+
+
+def epoch_status(row: dict[str, float]) -> str:
+    status = f"loss {row['loss']:.4g}" if "loss" in row else ""
+    if "val_game0" in row and "val_game3" in row:
+        status += f"  val GAME0 {row['val_game0']:.2f}  GAME3 {row['val_game3']:.2f}"
+    return status
+
+
+def reporter(quiet: bool, console: Console | None = None) -> Any:
+    """A context manager giving the rich display, or a silent ``Reporter`` with --quiet."""
+    return contextlib.nullcontext(Reporter()) if quiet else RichReporter(console)
+
+
+class EpochBars(Reporter):
+    """A ``Progress`` with one bar per current run's epochs, replaced at every claim."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
         self.epoch_task = None
 
-    def __enter__(self) -> RichReporter:
+    def __enter__(self) -> EpochBars:
         self.progress.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+    def describe(self, spec: RunSpec, outcome: RunOutcome) -> str:
+        return f"{VERBS.get(outcome.action, 'training')} {spec.variant} seed {spec.seed}"
+
+    def on_claimed(self, spec: RunSpec, outcome: RunOutcome) -> None:
+        if self.epoch_task is not None:
+            self.progress.remove_task(self.epoch_task)
+        self.epoch_task = self.progress.add_task(
+            self.describe(spec, outcome), total=spec.config.train.epochs, status="")
+
+    def on_epoch(self, epoch: int, row: dict[str, float]) -> None:
+        self.progress.update(self.epoch_task, completed=epoch + 1, status=epoch_status(row))
+
+
+class RichReporter(EpochBars):
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        super().__init__(bars(self.console))
+        self.study_task = None
 
     def study_started(self, total: int) -> None:
         self.study_task = self.progress.add_task("study", total=total, status="")
 
-    def run_started(self, variant: str, seed: int, action: str, epochs: int) -> None:
-        if self.epoch_task is not None:
-            self.progress.remove_task(self.epoch_task)
-        verb = {"resume": "resuming", "rerun": "rerunning"}.get(action, "training")
-        self.epoch_task = self.progress.add_task(
-            f"{verb} {variant} seed {seed}", total=epochs, status="")
-
-    def epoch_done(self, epoch: int, row: dict[str, float]) -> None:
-        status = f"loss {row['loss']:.4g}"
-        if "val_game0" in row:
-            status += f"  val GAME0 {row['val_game0']:.2f}  GAME3 {row['val_game3']:.2f}"
-        self.progress.update(self.epoch_task, completed=epoch + 1, status=status)
-
-    def run_done(self, outcome: RunOutcome) -> None:
+    def on_finished(self, outcome: RunOutcome) -> None:
         if self.study_task is not None:
             self.progress.advance(self.study_task)
-        if outcome.action.startswith("skip"):
-            why = "already done" if outcome.action == "skip-done" else "running elsewhere"
-            self.console.print(f"[dim]skip {outcome.variant} seed {outcome.seed}: {why}[/dim]")
-        elif outcome.status == "pruned":
-            self.console.print(f"[dim]pruned {outcome.variant} seed {outcome.seed}[/dim]")
-        elif outcome.status == "failed":
-            self.console.print(
-                f"[red]failed {outcome.variant} seed {outcome.seed}: {outcome.error}[/red]")
-        else:
-            t = outcome.test
-            self.console.print(
-                f"done {outcome.variant}/{outcome.seed} (run {outcome.run_id}) test GAME0-3 "
-                f"{t['game0']:.2f} {t['game1']:.2f} {t['game2']:.2f} {t['game3']:.2f} "
-                f"RMSE {t['rmse']:.2f}")
+        self.console.print(outcome_line(outcome))
+
+
+def outcome_line(outcome: RunOutcome) -> str:
+    """One line (rich markup) saying what happened to a run."""
+    who = f"{outcome.variant} seed {outcome.seed}"
+    if outcome.skipped:
+        why = "already done" if outcome.action == "skip-done" else "running elsewhere"
+        return f"[dim]skip {who}: {why}[/dim]"
+    if outcome.status == "pruned":
+        return f"[dim]pruned {who}[/dim]"
+    if outcome.status == "failed":
+        return f"[red]failed {who}: {outcome.error}[/red]"
+    t = outcome.test
+    return (f"done {outcome.variant}/{outcome.seed} (run {outcome.run_id}) test GAME0-3 "
+            f"{t['game0']:.2f} {t['game1']:.2f} {t['game2']:.2f} {t['game3']:.2f} "
+            f"RMSE {t['rmse']:.2f}")

@@ -26,8 +26,9 @@ import torchvision  # noqa: E402
 from ablate.study import load_study  # noqa: E402
 from benchmarks import measure  # noqa: E402
 from benchmarks.report import print_report, targets  # noqa: E402
-from model.config import BACKBONES, DataConfig  # noqa: E402
+from model.config import DataConfig  # noqa: E402
 from model.engine.device import resolve_device  # noqa: E402
+from model.registry import names as registry_names  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def settings(args: argparse.Namespace) -> Settings:
     ratio = measure.study_config("A", {}).model.downsample_ratio
     if s.crop % ratio:
         raise ValueError(f"crop={s.crop} is not valid; it must be a multiple of {ratio}")
-    _check_names("backbone", s.backbones, BACKBONES)
+    _check_names("backbone", s.backbones, registry_names("backbone"))
     _check_names("variant", s.variants, tuple(load_study(measure.DEMO_STUDY).variants))
     if s.threads is not None and s.threads < 1:
         raise ValueError(f"threads={s.threads} is not valid; it must be >= 1")

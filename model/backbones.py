@@ -4,16 +4,23 @@ Stage strides are 2, 4, 8, 16, 16 (VGG without its last pool, as in Bayesian-los
 ``feature_info`` lists (channels, stride) per stage so the modules after the encoder size
 themselves from it. The stem is the first conv alone, so the plan's Option C (one stem per
 modality, every later layer shared) is just "two stems, one ``stages`` list".
+
+A "backbone" registry entry is a function ``(in_channels, pretrained) -> EncoderParts``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision import models
+
+from model import torchfile
+from model.errors import ConfigError
+from model.registry import lookup, register
 
 STRIDES = (2, 4, 8, 16, 16)
 
@@ -35,8 +42,10 @@ def _conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
 
 
-def _tiny(in_channels: int) -> EncoderParts:
+@register("backbone", "tiny")
+def _tiny(in_channels: int, pretrained: str | None = None) -> EncoderParts:
     """A few conv blocks with VGG's stage interface, for CPU tests and the demo study."""
+    pretrained_path("tiny", pretrained)  # weights for "tiny" are an error, not ignored
     widths = (16, 32, 48, 64, 64)
     stem = nn.Conv2d(in_channels, widths[0], 3, padding=1)
     stages = [nn.Sequential(nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True), nn.MaxPool2d(2))]
@@ -67,7 +76,7 @@ def pretrained_path(name: str, pretrained: str | None) -> Path | None:
     if pretrained is None:
         return None
     if name not in TORCHVISION_VGG:
-        raise ValueError(f"pretrained weights exist only for {', '.join(TORCHVISION_VGG)}, "
+        raise ConfigError(f"pretrained weights exist only for {', '.join(TORCHVISION_VGG)}, "
                          f"not backbone={name!r}")
     path = torchvision_cache_path(name) if pretrained == "torchvision" else Path(pretrained)
     if not path.is_file():
@@ -76,19 +85,16 @@ def pretrained_path(name: str, pretrained: str | None) -> Path | None:
             if pretrained == "torchvision"
             else "give the path of a torchvision state dict, 'torchvision', or None"
         )
-        raise ValueError(f"pretrained weights for {name} not found at {path}; {hint}")
+        raise ConfigError(f"pretrained weights for {name} not found at {path}; {hint}")
     return path
 
 
 def load_state_dict(name: str, pretrained: str) -> dict[str, torch.Tensor]:
     """Read ImageNet weights from an explicit file or the local torch cache; never download."""
     path = pretrained_path(name, pretrained)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign files all mean the same thing to the user
-        raise ValueError(f"pretrained={str(path)!r} is not a readable state dict: {exc}") from None
+    state = torchfile.read(path, "state dict", ConfigError)
     if not isinstance(state, dict) or not any(k.startswith("features.") for k in state):
-        raise ValueError(f"pretrained={str(path)!r} holds no torchvision VGG 'features.*' weights")
+        raise ConfigError(f"pretrained={str(path)!r} holds no torchvision VGG 'features.*' weights")
     return state
 
 
@@ -100,7 +106,7 @@ def _vgg(name: str, in_channels: int, pretrained: str | None) -> EncoderParts:
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
         missing, _ = features.load_state_dict(state, strict=False)
         if missing:
-            raise ValueError(f"pretrained weights for {name} lack features.{missing[0]}")
+            raise ConfigError(f"pretrained weights for {name} lack features.{missing[0]}")
     layers = list(features.children())[:-1]  # drop pool5: stride 16 as in BL/BM
     stem = layers[0]
     if in_channels != 3:
@@ -122,11 +128,10 @@ def _vgg(name: str, in_channels: int, pretrained: str | None) -> EncoderParts:
     return EncoderParts(stem, nn.ModuleList(stages), info)
 
 
+for _name in TORCHVISION_VGG:
+    register("backbone", _name)(partial(_vgg, _name))
+
+
 def build_encoder(name: str, in_channels: int, pretrained: str | None = None) -> EncoderParts:
-    if name == "tiny":
-        pretrained_path(name, pretrained)  # weights for "tiny" are an error, not ignored
-        return _tiny(in_channels)
-    if name in TORCHVISION_VGG:
-        return _vgg(name, in_channels, pretrained)
-    choices = ", ".join(["tiny", *TORCHVISION_VGG])
-    raise ValueError(f"backbone={name!r} is not valid; choose one of {choices}")
+    """The encoder registered as ``name`` (an unknown name is a ConfigError listing them)."""
+    return lookup("backbone", name)(in_channels, pretrained)

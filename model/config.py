@@ -1,7 +1,9 @@
 """Typed, frozen configuration for the network, its losses, the data and the training recipe.
 
 Every field name is global: study files, ``--set key=value``, the runs database and Optuna
-search spaces all use the same flat names, so no two sections share a field name.
+search spaces all use the same flat names, so no two sections share a field name. Building a
+section checks every field (``model.validation``): its type, finiteness, range and choices,
+where the choices of a switchable part are the names in its registry (``model.registry``).
 """
 
 from __future__ import annotations
@@ -10,30 +12,56 @@ import dataclasses
 import difflib
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, get_type_hints
+from typing import Any, ClassVar
 
-BACKBONES = ("tiny", "vgg16_bn", "vgg19")
+from model.errors import ConfigError
+from model.registry import names
+from model.validation import (
+    AT_LEAST_1,
+    FRACTION,
+    FRACTION_BELOW_1,
+    NON_NEGATIVE,
+    POSITIVE,
+    Bound,
+    check_section,
+    hints,
+    invalid,
+    parse_text,
+)
+
 REFERENCES = ("thermal", "rgb")
-OFFSET_MODES = ("flow", "deform")
-FUSIONS = ("concat", "sum")
-DENSITY_LOSSES = ("mse", "bayesian")
 SCHEDULES = ("cosine", "step", "none")
-SELECT_METRICS = ("game0", "game1", "game2", "game3", "game_sum", "rmse")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+LOCAL_COUNT_LEVELS = (0, 1, 2, 3, 4)
+# How a run is executed, not what it computes: left out of the config hash, so the same
+# experiment on another machine, worker count or memory layout is recognised as done.
+EXECUTION_FIELDS = ("device", "num_workers", "on_device", "compile", "channels_last")
+SYNTH_SIDE = Bound("in [16, 4096]", lambda v: 16 <= v <= 4096)
 
 
-def _choice(name: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        valid = ", ".join(map(str, choices))
-        raise ValueError(f"{name}={value!r} is not valid; choose one of {valid}")
+def select_metrics() -> tuple[str, ...]:
+    """Valid ``select_metric`` values: every registered metric and the sum of GAME0-3."""
+    from model.metrics import metric_names  # the metric registry imports torch: load lazily
+
+    return (*metric_names(), "game_sum")
 
 
-def _positive(name: str, value: float, strict: bool = True) -> None:
-    if value is None or (value <= 0 if strict else value < 0):
-        bound = "> 0" if strict else ">= 0"
-        raise ValueError(f"{name}={value!r} is not valid; it must be {bound}")
+def __getattr__(name: str) -> Any:
+    # SELECT_METRICS is read when used, so a metric registered after import is selectable.
+    if name == "SELECT_METRICS":
+        return select_metrics()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _fixed(*valid: Any) -> Callable[[], Sequence[Any]]:
+    return lambda: valid
+
+
+def _registry(kind: str) -> Callable[[], Sequence[Any]]:
+    return lambda: names(kind)
 
 
 @dataclass(frozen=True)
@@ -43,30 +71,44 @@ class ModelConfig:
     shared_backbone: bool = False  # plan Option C: per-modality first conv, shared rest
     thermal_channels: int = 3  # RGBT-CC's thermal JPEG is 3-channel pseudo-colour
     reference: str = "thermal"  # RGBT-CC points live on the thermal image
-    stn: bool = False
-    offset_align: bool = False
+    stn: bool = False  # the "affine" entry of the stn registry, else "none"
+    offset_align: bool = False  # the aligner named offset_mode, else "none"
     offset_stage: int = 1
-    offset_mode: str = "flow"
+    offset_mode: str = "flow"  # a name in the aligner registry
     fusion: str = "concat"
     grl: bool = False
     grl_lambda: float = 1.0
     downsample_ratio: int = 8  # the published protocol's output stride
     multiscale: bool = False  # extra stride-4 density head
 
+    BOUNDS: ClassVar[dict[str, Bound]] = {"grl_lambda": NON_NEGATIVE}
+    CHOICES: ClassVar[dict[str, Callable[[], Sequence[Any]]]] = {
+        "backbone": _registry("backbone"),
+        "reference": _fixed(*REFERENCES),
+        "offset_mode": _registry("aligner"),
+        "fusion": _registry("fusion"),
+        "thermal_channels": _fixed(1, 3),
+        "offset_stage": _fixed(1, 2),
+        "downsample_ratio": _fixed(8, 16, 32),
+    }
+
     def __post_init__(self) -> None:
-        _choice("backbone", self.backbone, BACKBONES)
-        _choice("reference", self.reference, REFERENCES)
-        _choice("offset_mode", self.offset_mode, OFFSET_MODES)
-        _choice("fusion", self.fusion, FUSIONS)
-        _choice("thermal_channels", self.thermal_channels, (1, 3))
-        _choice("offset_stage", self.offset_stage, (1, 2))
-        _choice("downsample_ratio", self.downsample_ratio, (8, 16, 32))
-        _positive("grl_lambda", self.grl_lambda, strict=False)
+        check_section(self)
 
     @property
     def moving(self) -> str:
         """The modality warped onto the reference frame."""
         return "rgb" if self.reference == "thermal" else "thermal"
+
+    @property
+    def stn_name(self) -> str:
+        """The stn registry entry this config builds."""
+        return "affine" if self.stn else "none"
+
+    @property
+    def aligner_name(self) -> str:
+        """The aligner registry entry this config builds."""
+        return self.offset_mode if self.offset_align else "none"
 
 
 @dataclass(frozen=True)
@@ -83,24 +125,30 @@ class LossConfig:
     domain: float = 0.0  # plan: 0.01 to 0.1
     multiscale_weight: float = 0.0  # density loss on the stride-4 head
 
+    BOUNDS: ClassVar[dict[str, Bound]] = {
+        "density_sigma": POSITIVE,
+        "bayes_sigma": POSITIVE,
+        "bayes_background_ratio": FRACTION_BELOW_1,
+        **dict.fromkeys(("local_count", "local_count_level_weights", "feat_l1", "tv", "domain",
+                         "multiscale_weight"), NON_NEGATIVE),
+    }
+    CHOICES: ClassVar[dict[str, Callable[[], Sequence[Any]]]] = {
+        "density": _registry("density_loss"),
+    }
+
     def __post_init__(self) -> None:
-        _choice("density", self.density, DENSITY_LOSSES)
-        _positive("density_sigma", self.density_sigma)
-        _positive("bayes_sigma", self.bayes_sigma)
-        if not 0 <= self.bayes_background_ratio < 1:
-            raise ValueError(
-                f"bayes_background_ratio={self.bayes_background_ratio!r} is not valid; "
-                "it must be in [0, 1)"
-            )
-        for name in ("local_count", "feat_l1", "tv", "domain", "multiscale_weight"):
-            _positive(name, getattr(self, name), strict=False)
-        if len(self.local_count_levels) != len(self.local_count_level_weights):
-            raise ValueError(
-                f"local_count_levels={self.local_count_levels!r} and local_count_level_weights="
-                f"{self.local_count_level_weights!r} must have the same length"
-            )
-        for level in self.local_count_levels:
-            _choice("local_count_levels item", level, (0, 1, 2, 3, 4))
+        check_section(self)
+        levels, weights = self.local_count_levels, self.local_count_level_weights
+        for level in levels:
+            if level not in LOCAL_COUNT_LEVELS:
+                raise invalid("local_count_levels", levels, "every item must be one of "
+                              f"{', '.join(map(str, LOCAL_COUNT_LEVELS))}")
+        if len(levels) != len(weights):
+            raise invalid("local_count_level_weights", weights, "give one weight per item of "
+                          f"local_count_levels={levels!r}")
+        if self.local_count > 0 and not levels:
+            raise invalid("local_count_levels", levels,
+                          f"local_count={self.local_count} needs at least one level, e.g. [1, 2]")
 
 
 @dataclass(frozen=True)
@@ -111,7 +159,7 @@ class DataConfig:
     val_size: int = 100  # DroneRGBT has no val split: this many train pairs are held out
     on_device: bool = False  # keep the decoded set on the GPU and crop there
     num_workers: int = 0
-    # Built-in synthetic data (ignored for data on disk).
+    # Built-in synthetic data (ignored for data on disk, and left out of the hash then).
     synth_n_train: int = 48
     synth_n_val: int = 12
     synth_n_test: int = 16
@@ -129,24 +177,30 @@ class DataConfig:
     synth_decoys: float = 0.5
     synth_seed: int = 0
 
+    BOUNDS: ClassVar[dict[str, Bound]] = {
+        **dict.fromkeys(("crop_size", "synth_n_train", "synth_n_val", "synth_n_test"),
+                        AT_LEAST_1),
+        # At least the deepest encoder stride (evaluation runs on the whole image), and small
+        # enough that the rendering canvas fits in memory.
+        **dict.fromkeys(("synth_height", "synth_width"), SYNTH_SIDE),
+        **dict.fromkeys(("val_size", "num_workers", "synth_min_people", "synth_max_people",
+                         "synth_shift", "synth_rotation", "synth_scale", "synth_local_warp",
+                         "synth_decoys", "synth_seed"), NON_NEGATIVE),
+        "synth_night_fraction": FRACTION,
+    }
+
     def __post_init__(self) -> None:
-        _positive("crop_size", self.crop_size)
-        _positive("val_size", self.val_size, strict=False)
-        _positive("num_workers", self.num_workers, strict=False)
-        for name in ("synth_n_train", "synth_n_val", "synth_n_test", "synth_height", "synth_width"):
-            _positive(name, getattr(self, name))
-        if not 0 <= self.synth_min_people <= self.synth_max_people:
-            raise ValueError(
-                f"synth_min_people={self.synth_min_people} and synth_max_people="
-                f"{self.synth_max_people} must satisfy 0 <= min <= max"
-            )
-        for name in ("synth_shift", "synth_rotation", "synth_scale", "synth_local_warp",
-                     "synth_decoys"):
-            _positive(name, getattr(self, name), strict=False)
-        if not 0 <= self.synth_night_fraction <= 1:
-            raise ValueError(
-                f"synth_night_fraction={self.synth_night_fraction!r} must be in [0, 1]"
-            )
+        check_section(self)
+        if self.synth_min_people > self.synth_max_people:
+            raise invalid("synth_min_people", self.synth_min_people,
+                          f"it must be <= synth_max_people={self.synth_max_people}")
+        if self.synth_scale >= 1:
+            raise invalid("synth_scale", self.synth_scale, "it must be in [0, 1)")
+        side = max(self.synth_height, self.synth_width)
+        for name in ("synth_shift", "synth_local_warp"):  # the canvas grows with both
+            if getattr(self, name) > side:
+                raise invalid(name, getattr(self, name), f"it must be <= {side}, the larger "
+                              "side of a synthetic image")
 
 
 @dataclass(frozen=True)
@@ -173,21 +227,22 @@ class TrainConfig:
     eval_every: int = 1
     seed: int = 0
 
+    BOUNDS: ClassVar[dict[str, Bound]] = {
+        **dict.fromkeys(("epochs", "batch_size", "step_size", "eval_every"), AT_LEAST_1),
+        **dict.fromkeys(("lr", "backbone_lr"), POSITIVE),
+        **dict.fromkeys(("weight_decay", "freeze_epochs", "freeze_stages",
+                         "align_warmup_epochs", "local_count_ramp_epochs", "grad_clip",
+                         "warmup_shift", "warmup_rotation", "seed"), NON_NEGATIVE),
+    }
+    CHOICES: ClassVar[dict[str, Callable[[], Sequence[Any]]]] = {
+        "schedule": _fixed(*SCHEDULES),
+        "precision": _fixed(*PRECISIONS),
+        "device": _fixed(*DEVICES),
+        "select_metric": select_metrics,
+    }
+
     def __post_init__(self) -> None:
-        _positive("epochs", self.epochs)
-        _positive("batch_size", self.batch_size)
-        _positive("lr", self.lr)
-        _positive("backbone_lr", self.backbone_lr)
-        _positive("weight_decay", self.weight_decay, strict=False)
-        _positive("step_size", self.step_size)
-        _positive("eval_every", self.eval_every)
-        for name in ("freeze_epochs", "freeze_stages", "align_warmup_epochs",
-                     "local_count_ramp_epochs", "grad_clip", "warmup_shift", "warmup_rotation"):
-            _positive(name, getattr(self, name), strict=False)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("device", self.device, DEVICES)
-        _choice("select_metric", self.select_metric, SELECT_METRICS)
+        check_section(self)
 
 
 SECTIONS: dict[str, type] = {
@@ -212,51 +267,22 @@ FIELD_SECTION = field_section()
 
 
 def _coerce(cls: type, name: str, value: Any) -> Any:
-    """Parse strings from the command line and lists from TOML into the field's type."""
-    hint = get_type_hints(cls)[name]
-    text = str(hint)
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if hint is bool:
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"{name}={value!r} is not a boolean; use true or false")
-        if lowered in ("none", "null") and "None" in text:
-            return None
-        try:
-            if hint is int:
-                return int(value)
-            if hint is float:
-                return float(value)
-            if "tuple" in text:
-                items = [v for v in value.strip("()[] ").split(",") if v.strip()]
-                kind = int if "int" in text else float
-                return tuple(kind(v) for v in items)
-        except ValueError:
-            raise ValueError(f"{name}={value!r} is not a valid {text}") from None
-        return value
-    if "tuple" in text and isinstance(value, list):
-        return tuple(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if hint is bool and not isinstance(value, bool):
-        raise ValueError(f"{name}={value!r} is not a boolean; use true or false")
-    if hint in (int, float) and isinstance(value, bool):
-        raise ValueError(f"{name}={value!r} is not a number")
-    return value
+    """A ``--set`` string parsed by the field's exact type hint; any other value (TOML, JSON)
+    is left to the section's validation, which also turns lists into tuples."""
+    return parse_text(hints(cls)[name], value) if isinstance(value, str) else value
 
 
-def unknown_key_error(key: str, valid: list[str]) -> ValueError:
+def unknown_key_error(key: str, valid: list[str]) -> ConfigError:
     close = difflib.get_close_matches(key, valid, n=3)
     if close:
         hint = f"did you mean {', '.join(close)}?"
     else:
         hint = f"valid keys: {', '.join(sorted(valid))}"
-    return ValueError(f"unknown config key {key!r}; {hint}")
+    return ConfigError(f"unknown config key {key!r}; {hint}")
+
+
+# The largest encoder stride: a crop smaller than this leaves the deepest stage no pixel.
+MIN_CROP = 16
 
 
 @dataclass(frozen=True)
@@ -268,25 +294,52 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        for name, cls in SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"RunConfig.{name} must be a {cls.__name__}, "
+                                  f"not {type(getattr(self, name)).__name__}")
+        self._check_crop()
+
+    def _check_crop(self) -> None:
+        crop, ratio = self.data.crop_size, self.model.downsample_ratio
+        if crop % ratio:
+            raise invalid("crop_size", crop, f"it must be divisible by downsample_ratio={ratio}")
+        if crop < max(MIN_CROP, ratio):
+            raise invalid("crop_size", crop, f"it must be >= {max(MIN_CROP, ratio)}, the "
+                          "deepest stride of the network")
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
 
     def flat(self) -> dict[str, Any]:
         return {k: v for section in self.to_dict().values() for k, v in section.items()}
 
+    def identity(self) -> dict[str, dict[str, Any]]:
+        """``to_dict`` less what cannot change the result: the execution settings, and the
+        synthetic-data settings when the data comes from disk."""
+        sections = self.to_dict()
+        for name in EXECUTION_FIELDS:
+            del sections[FIELD_SECTION[name]][name]
+        if self.data.data_path is not None:
+            sections["data"] = {k: v for k, v in sections["data"].items()
+                                if not k.startswith("synth_")}
+        return sections
+
     def config_hash(self) -> str:
-        text = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        """Identifies the experiment: equal for runs that must give the same result."""
+        text = json.dumps(self.identity(), sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
         """Apply flat (``stn``) or dotted (``model.stn``) keys; unknown keys are errors."""
         grouped: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
         for key, value in overrides.items():
-            section, _, name = key.rpartition(".")
+            section, _, name = str(key).rpartition(".")
             if not section:
                 section = FIELD_SECTION.get(name, "")
             if section not in SECTIONS or FIELD_SECTION.get(name) != section:
-                raise unknown_key_error(key, list(FIELD_SECTION))
+                raise unknown_key_error(str(key), list(FIELD_SECTION))
             grouped[section][name] = _coerce(SECTIONS[section], name, value)
         parts = {
             section: dataclasses.replace(getattr(self, section), **changes)
@@ -297,6 +350,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Inverse of ``to_dict`` (also accepts a flat dict)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a table of sections, not {type(data).__name__}")
         flat: dict[str, Any] = {}
         for key, value in data.items():
             if key in SECTIONS and isinstance(value, dict):
@@ -304,3 +359,7 @@ class RunConfig:
             else:
                 flat[key] = value
         return cls().with_overrides(flat)
+
+
+for _name in EXECUTION_FIELDS:
+    assert _name in FIELD_SECTION, f"EXECUTION_FIELDS names {_name}, which is no field"

@@ -3,8 +3,11 @@
 Data flow (reference = the frame of the labels, thermal by default; moving = the other):
     moving image --STN--> warped moving image
     stems (one per modality) -> stages 1..5, shared or separate
-    after stage ``offset_stage``: moving features warped onto the reference grid
+    after stage ``offset_stage``: moving features aligned onto the reference grid
     fusion(reference, moving) at stride 16 -> resampled to stride r -> density head
+
+Each switchable part is a registry entry chosen here, "off" included ("none": the identity),
+so ``forward`` runs the same code for every variant.
 """
 
 from __future__ import annotations
@@ -14,32 +17,45 @@ from torch import nn
 
 from model.backbones import build_encoder
 from model.config import ModelConfig
-from model.layers.fusion import FUSIONS
 from model.layers.grl import DomainHead, NoDomain
 from model.layers.heads import DensityHead, MultiScaleHead, NoHead, resample
-from model.layers.offset_align import OFFSET_ALIGNERS, NoAlign
-from model.layers.stn import AffineSTN, NoSTN
 from model.output import ModelOutput
+from model.registry import lookup
+
+S4_STAGE = 1  # index of the stride-4 stage the multiscale head reads
 
 
 class TwoStreamEncoder(nn.Module):
-    """Per-modality stems; stages shared (run as one batch of 2B) or one copy per modality."""
+    """Per-modality stems; stages shared (run as one batch of 2B) or one copy per modality.
+
+    ``stem`` and ``stage`` take and return (reference, moving) pairs; the module keeps its
+    rgb/thermal parameter names, which checkpoints store.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         rgb = build_encoder(cfg.backbone, 3, cfg.pretrained)
         thermal = build_encoder(cfg.backbone, cfg.thermal_channels, cfg.pretrained)
         self.shared = cfg.shared_backbone
+        self.moving_is_rgb = cfg.moving == "rgb"
         self.stem_rgb, self.stem_thermal = rgb.stem, thermal.stem
         self.stages_rgb = rgb.stages
         self.stages_thermal = None if self.shared else thermal.stages
         self.feature_info = rgb.feature_info
 
-    def stage(self, i: int, x_rgb: torch.Tensor, x_thermal: torch.Tensor):
+    def swap(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rgb, thermal) -> (reference, moving), and back: the same exchange both ways."""
+        return (b, a) if self.moving_is_rgb else (a, b)
+
+    def stem(self, reference: torch.Tensor, moving: torch.Tensor):
+        rgb, thermal = self.swap(reference, moving)
+        return self.swap(self.stem_rgb(rgb), self.stem_thermal(thermal))
+
+    def stage(self, i: int, reference: torch.Tensor, moving: torch.Tensor):
         if self.shared:
-            both = self.stages_rgb[i](torch.cat([x_rgb, x_thermal]))
-            return both.chunk(2)
-        return self.stages_rgb[i](x_rgb), self.stages_thermal[i](x_thermal)
+            return self.stages_rgb[i](torch.cat([reference, moving])).chunk(2)
+        rgb, thermal = self.swap(reference, moving)
+        return self.swap(self.stages_rgb[i](rgb), self.stages_thermal[i](thermal))
 
 
 class RGBTCounter(nn.Module):
@@ -48,16 +64,16 @@ class RGBTCounter(nn.Module):
         self.cfg = cfg
         self.encoder = TwoStreamEncoder(cfg)
         info = self.encoder.feature_info
-        rgb_c, th_c = 3, cfg.thermal_channels
-        mov_c, ref_c = (rgb_c, th_c) if cfg.moving == "rgb" else (th_c, rgb_c)
-        self.stn = AffineSTN(mov_c, ref_c) if cfg.stn else NoSTN()
-        align_c = info[cfg.offset_stage - 1].channels
-        self.offset = OFFSET_ALIGNERS[cfg.offset_mode](align_c) if cfg.offset_align else NoAlign()
+        ref_c, mov_c = self.encoder.swap(3, cfg.thermal_channels)
+        self.stn = lookup("stn", cfg.stn_name)(mov_c, ref_c)
+        self.align_stage = cfg.offset_stage - 1
+        self.offset = lookup("aligner", cfg.aligner_name)(info[self.align_stage].channels)
         deep_c = info[-1].channels
-        self.fusion = FUSIONS[cfg.fusion](deep_c)
+        self.fusion = lookup("fusion", cfg.fusion)(deep_c)
         self.domain = DomainHead(deep_c, cfg.grl_lambda) if cfg.grl else NoDomain()
         self.head = DensityHead(deep_c)
-        self.head_s4 = MultiScaleHead(deep_c, info[1].channels) if cfg.multiscale else NoHead()
+        self.head_s4 = (MultiScaleHead(deep_c, info[S4_STAGE].channels) if cfg.multiscale
+                        else NoHead())
 
     def _check(self, rgb: torch.Tensor, thermal: torch.Tensor) -> None:
         cfg = self.cfg
@@ -79,40 +95,32 @@ class RGBTCounter(nn.Module):
 
     def forward(self, rgb: torch.Tensor, thermal: torch.Tensor) -> ModelOutput:
         self._check(rgb, thermal)
-        moving_is_rgb = self.cfg.moving == "rgb"
-        reference_img, moving_img = (thermal, rgb) if moving_is_rgb else (rgb, thermal)
-        moving_img, theta = self.stn(moving_img, reference_img)
-        rgb_in, th_in = (moving_img, thermal) if moving_is_rgb else (rgb, moving_img)
-
-        x_rgb, x_th = self.encoder.stem_rgb(rgb_in), self.encoder.stem_thermal(th_in)
-        aligned, offsets, s4, before = [], None, None, None
+        reference_img, moving_img = self.encoder.swap(rgb, thermal)  # reference/moving below
+        warped_img, theta = self.stn(moving_img, reference_img)  # (B, C, H, W), (B, 2, 3)|None
+        ref, mov = self.encoder.stem(reference_img, warped_img)
+        aligned, s4 = [], None
         for i in range(len(self.encoder.feature_info)):
-            x_rgb, x_th = self.encoder.stage(i, x_rgb, x_th)
-            ref, mov = (x_th, x_rgb) if moving_is_rgb else (x_rgb, x_th)
-            if i == self.cfg.offset_stage - 1:
+            ref, mov = self.encoder.stage(i, ref, mov)
+            if i == self.align_stage:
                 before = mov
-                mov, offsets = self.offset(ref, mov)
-                x_rgb, x_th = (mov, ref) if moving_is_rgb else (ref, mov)
-                if self.cfg.offset_align or self.cfg.stn:
-                    aligned.append((ref, mov))
-            if i == 1:
+                mov, displacement = self.offset(ref, mov)  # (B, C, h, w), (B, 2, h, w)|None
+                aligned.append((ref, mov))
+            if i == S4_STAGE:
                 s4 = ref + mov  # (B, C1, H/4, W/4)
-        ref, mov = (x_th, x_rgb) if moving_is_rgb else (x_rgb, x_th)  # (B, C, H/16, W/16)
-        if aligned:
-            aligned.append((ref, mov))
+        aligned.append((ref, mov))  # (B, C, H/16, W/16)
 
         fused = self.fusion(ref, mov)
         h, w = rgb.shape[-2:]
         r = self.cfg.downsample_ratio
         density = self.head(resample(fused, (h // r, w // r)))  # (B, 1, H/r, W/r)
-        domain_logits, domain_labels = self.domain(x_rgb, x_th)
+        domain_logits, domain_labels = self.domain(*self.encoder.swap(ref, mov))
         return ModelOutput(
             density=density,
             density_s4=self.head_s4(fused, s4),
             theta=theta,
-            moving_warped=moving_img if self.cfg.stn else None,
-            offsets=offsets,
-            moving_features=before if self.cfg.offset_align else None,
+            moving_warped=warped_img,
+            displacement=displacement,
+            moving_features=before,
             aligned_features=aligned,
             domain_logits=domain_logits,
             domain_labels=domain_labels,
@@ -120,6 +128,7 @@ class RGBTCounter(nn.Module):
 
 
 def build_model(cfg: ModelConfig) -> RGBTCounter:
+    """The network of ``cfg``; its parts come from the registries named by the config."""
     return RGBTCounter(cfg)
 
 

@@ -1,8 +1,8 @@
 """Shared fixtures for the CLI tests: a tiny copy of the demo study and a scratch directory.
 
 The tiny study is studies/demo.toml with its data shrunk (8/4/4 synthetic 64x64 pairs, crop
-64, one epoch), so all seven variants train in seconds on two CPU cores while every switch of
-the real A-G ablation is still exercised.
+64, one epoch), so all its variants train in seconds on two CPU cores while every switch of
+the real ablation is still exercised.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch
 from typer.testing import CliRunner
 
 from ablate.cli import app
+from ablate.study import load_study
 
 # The tests' tensors are tiny: a second intra-op thread only adds synchronisation, and on a
 # shared or busy 2-core machine it made the tiny study 10x slower (15 s against 1.6 s).
@@ -27,7 +28,7 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "studies" / "demo.toml"
-VARIANTS = ["A", "B", "C", "D", "E", "F", "G"]
+VARIANTS = list(load_study(DEMO).variants)  # the demo's variants, in file order
 METRIC_KEYS = ("game0", "game1", "game2", "game3", "rmse", "mae")
 TINY_NAME = "tiny"
 
@@ -119,7 +120,7 @@ ABLATE = [sys.executable, "-c", "from ablate.cli import main; main()"]
 
 @pytest.fixture(scope="session")
 def done_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory where the tiny study has run once (7 done runs in runs.db). Read-only for
+    """A directory where the tiny study has run once (one done run per variant). Read-only for
     tests: copy it with ``copy_workdir`` before changing anything."""
     root = tmp_path_factory.mktemp("done_study")
     (root / "tiny.toml").write_text(tiny_study_text())

@@ -1,4 +1,6 @@
-"""Alignment must work, not only exist: each module, trained alone, recovers a known warp."""
+"""Alignment must work, not only exist: each module, trained alone, recovers a known warp, and
+the deformable aligner reports the displacement it applies. (Identity at init and gradient
+flow are checked for every registered aligner in test_registry.)"""
 
 import math
 
@@ -6,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.layers.offset_align import DeformAlign, FlowAlign, warp_by_flow
+from model.layers.offset_align import DeformAlign, FlowAlign, tap_mean_displacement, warp_by_flow
 from model.layers.stn import AffineSTN, theta_translation_px
 
 
@@ -35,13 +37,36 @@ def test_stn_is_identity_at_init():
     assert torch.allclose(warped32, moving.float(), atol=1e-4)
 
 
-@pytest.mark.parametrize("cls", [FlowAlign, DeformAlign])
-def test_offset_modules_are_identity_at_init(cls):
-    module = cls(8).double()
-    ref, mov = torch.randn(2, 8, 16, 20).double(), torch.randn(2, 8, 16, 20).double()
-    warped, offsets = module(ref, mov)
-    assert torch.allclose(warped, mov, atol=1e-6)
-    assert offsets.abs().max() == 0
+@pytest.mark.parametrize(("dx", "dy"), [(2.0, 0.0), (0.0, 1.0), (-1.0, 2.0)])
+def test_deform_align_samples_where_its_displacement_says(dx, dy):
+    """Known answer with non-zero offsets: every tap moved by (dx, dy) samples the moving
+    features at p + (dx, dy), exactly what warp_by_flow does with that flow, and the reported
+    displacement is (dx, dy). Swapping torchvision's (dy, dx) tap order fails both checks."""
+    module = DeformAlign(4).double()
+    last = module.offset[-1]
+    with torch.no_grad():
+        last.bias[0::2] = dy  # torchvision: (dy, dx) per kernel tap
+        last.bias[1::2] = dx
+    reference, moving = torch.randn(2, 4, 10, 12).double(), torch.randn(2, 4, 10, 12).double()
+    aligned, displacement = module(reference, moving)
+    assert displacement.shape == (2, 2, 10, 12)
+    assert torch.equal(displacement[:, 0], torch.full((2, 10, 12), dx, dtype=torch.float64))
+    assert torch.equal(displacement[:, 1], torch.full((2, 10, 12), dy, dtype=torch.float64))
+    expected = warp_by_flow(moving, displacement)
+    # Inside, where p + (dx, dy) stays in the map (the borders differ: zeros vs. clamping).
+    rows = slice(max(0, -int(dy)), 10 - max(0, int(dy)))
+    cols = slice(max(0, -int(dx)), 12 - max(0, int(dx)))
+    assert torch.allclose(aligned[..., rows, cols], expected[..., rows, cols], atol=1e-9)
+    assert not torch.allclose(aligned[..., rows, cols], moving[..., rows, cols])
+
+
+def test_tap_mean_displacement_averages_the_taps_as_dx_dy():
+    offsets = torch.zeros(1, 18, 2, 3)
+    offsets[0, 0::2] = torch.arange(9.0)[:, None, None]  # dy of tap t = t: mean 4
+    offsets[0, 1::2] = -1.0  # dx of every tap
+    mean = tap_mean_displacement(offsets)
+    assert mean.shape == (1, 2, 2, 3)
+    assert mean[0, 0].eq(-1).all() and mean[0, 1].eq(4).all()
 
 
 def test_warp_by_flow_moves_by_whole_pixels():

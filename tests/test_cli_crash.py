@@ -19,7 +19,7 @@ from conftest import ABLATE, VARIANTS, cli_env, ok, runs_json, tiny_study_text
 
 from ablate.db import RunStore
 from ablate.errors import AblateError
-from ablate.runner import run_one
+from ablate.pipeline import execute, plan
 from ablate.study import load_study
 
 pytestmark = pytest.mark.slow
@@ -113,13 +113,13 @@ def test_epoch_checkpointed_but_not_recorded_is_backfilled(tiny_study, in_tmp, m
             raise AblateError("database went away")
         return original(self, run_id, epoch, metrics)
 
-    extra = {"epochs": 3}
+    (spec,) = plan(study, ["A"], [0], {"epochs": 3}, Path("runs"))
     with RunStore() as store:
         monkeypatch.setattr(RunStore, "record_epoch", dies_at_epoch_1)
-        first = run_one(store, study, "A", 0, extra, Path("runs"))
+        first = execute(store, spec)
         assert first.status == "failed"
         monkeypatch.setattr(RunStore, "record_epoch", original)
-        second = run_one(store, study, "A", 0, extra, Path("runs"))
+        second = execute(store, spec)
         assert (second.action, second.run_id, second.status) == ("resume", first.run_id, "done")
         assert [e["epoch"] for e in store.epochs(first.run_id)] == [0, 1, 2]
 
@@ -155,9 +155,9 @@ def test_two_concurrent_workers_train_each_run_once(tiny_study, in_tmp):
         assert proc.returncode == 0, f"worker exited {proc.returncode}:\n{out}\n{err}"
         assert "Traceback" not in err and "locked" not in err, err
     trained = [int(re.search(r"(\d+) trained, (\d+) skipped, 0 failed", out)[1]) for out, _ in outs]
-    assert sum(trained) == 14, f"workers trained {trained}: some run twice or not at all"
+    assert sum(trained) == 2 * len(VARIANTS), f"workers trained {trained}: some run twice or not"
     rows = runs_json()
-    assert len(rows) == 14
+    assert len(rows) == 2 * len(VARIANTS)
     assert sorted((r["variant"], r["seed"]) for r in rows) == [
         (v, s) for v in VARIANTS for s in (0, 1)]
     assert all(r["status"] == "done" for r in rows)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from conftest import (
     TINY_NAME,
     VARIANTS,
     copy_workdir,
+    db_dump,
     invoke,
     ok,
     runs_json,
@@ -26,6 +26,7 @@ from ablate.db import RunStore
 from ablate.study import load_study
 
 LIST_KEYS = {"id", "study", "variant", "seed", "status", "config_hash", *METRIC_KEYS}
+N = len(VARIANTS)
 
 
 def _done(rows: list[dict]) -> list[dict]:
@@ -47,36 +48,45 @@ def study_copy(done_study: Path, in_tmp: Path) -> Path:
     return in_tmp
 
 
-def test_demo_study_gives_seven_done_runs_with_finite_metrics(study_copy):
+def test_demo_study_gives_one_done_run_per_variant_with_finite_metrics(study_copy):
     rows = runs_json()
-    assert len(rows) == 7
+    assert len(rows) == N
     assert _keys(rows) == [(v, 0) for v in VARIANTS]
     for row in rows:
         assert LIST_KEYS <= set(row), LIST_KEYS - set(row)
         assert row["study"] == TINY_NAME and row["status"] == "done"
         for key in METRIC_KEYS:
             assert isinstance(row[key], float) and math.isfinite(row[key]), (row["variant"], key)
-    assert len({r["config_hash"] for r in rows}) == 7, "every variant has its own config"
+    assert len({r["config_hash"] for r in rows}) == N, "every variant has its own config"
+
+
+def _files(root: Path) -> dict[str, int]:
+    """Every file under ``root`` with its modification time (ns)."""
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")
+            if p.is_file()}
 
 
 def test_rerun_adds_nothing_and_trains_nothing(study_copy):
     before = runs_json()
-    start = time.perf_counter()
+    tables = ("ablate_runs", "ablate_epochs")
+    rows_before = {t: db_dump(study_copy / "runs.db")[t] for t in tables}
+    files_before = _files(study_copy / "runs")
     result = ok("study", "run", "tiny.toml")  # not quiet: the skips are printed
-    elapsed = time.perf_counter() - start
-    assert elapsed < 5, f"a fully done study took {elapsed:.1f} s to skip"
-    assert "0 trained, 7 skipped, 0 failed" in result.stdout
+    assert f"0 trained, {N} skipped, 0 failed" in result.stdout
     for variant in VARIANTS:
         assert f"skip {variant} seed 0: already done" in result.stderr
     assert runs_json() == before, "rows (incl. ended_at, heartbeat) must be untouched"
+    rows_after = db_dump(study_copy / "runs.db")
+    assert {t: rows_after[t] for t in tables} == rows_before, "no run or epoch was added"
+    assert _files(study_copy / "runs") == files_before, "no checkpoint was written"
 
 
-def test_seeds_2_gives_fourteen_done_runs(study_copy):
+def test_seeds_2_gives_two_done_runs_per_variant(study_copy):
     before = {r["id"]: r for r in runs_json()}
     result = ok("study", "run", "tiny.toml", "--seeds", "2", "--quiet")
-    assert "7 trained, 7 skipped, 0 failed" in result.stdout
+    assert f"{N} trained, {N} skipped, 0 failed" in result.stdout
     rows = runs_json()
-    assert len(rows) == 14
+    assert len(rows) == 2 * N
     assert _keys(_done(rows)) == sorted((v, s) for v in VARIANTS for s in (0, 1))
     for row in rows:
         if row["id"] in before:
@@ -96,8 +106,8 @@ def test_force_reruns_into_new_rows(study_copy):
     result = ok("study", "run", "tiny.toml", "--variants", "B", "--force", "--quiet")
     assert "1 trained, 0 skipped, 0 failed" in result.stdout
     rows = runs_json()
-    assert rows[:7] == before, "the earlier runs stay as they were"
-    (new,) = rows[7:]
+    assert rows[:N] == before, "the earlier runs stay as they were"
+    (new,) = rows[N:]
     old = next(r for r in before if r["variant"] == "B")
     assert (new["variant"], new["seed"], new["status"]) == ("B", 0, "done")
     assert new["config_hash"] == old["config_hash"]
@@ -140,6 +150,32 @@ def test_run_force_into_a_used_save_dir_is_refused(tiny_study, in_tmp):
     assert last.is_file() and len(runs_json()) == 2
 
 
+@pytest.mark.parametrize("command", [
+    ["study", "run", "tiny.toml"], ["run", "--study", "tiny.toml", "--variant", "A"]])
+def test_set_seed_is_refused_and_names_the_option(tiny_study, in_tmp, command):
+    result = invoke(*command, "--set", "seed=3", "--quiet")
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: ") and "seed is chosen per run: use --seed or --seeds" in line
+    assert not (in_tmp / "runs.db").exists() and not (in_tmp / "runs").exists()
+
+
+def test_a_directory_given_as_study_file_is_named(in_tmp):
+    (in_tmp / "studies.toml").mkdir()
+    result = invoke("study", "show", "studies.toml")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: studies.toml is a directory, not a study file"
+
+
+def test_a_bad_value_claims_nothing(tiny_study, in_tmp):
+    """Every value is checked when the runs are planned, before the database is opened."""
+    for option in (["--set", "lr=nan"], ["--set", "crop_size=7"], ["--epochs", "0"]):
+        result = invoke("study", "run", tiny_study, "--variants", "A", *option, "--quiet")
+        assert result.exit_code == 1, (option, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (in_tmp / "runs.db").exists() and not (in_tmp / "runs").exists()
+
+
 def test_study_show_prints_every_variant(tiny_study):
     text = ok("study", "show", tiny_study, env={"COLUMNS": "200"}).stdout
     study = load_study(tiny_study)
@@ -148,7 +184,8 @@ def test_study_show_prints_every_variant(tiny_study):
     assert [row.split("│")[1].strip() for row in rows] == VARIANTS
     for row, variant in zip(rows, study.variants.values(), strict=True):
         assert f"│ {variant.label} " in row
-    assert "flow@1" in rows[3] and "0.05" in rows[3], "D adds flow alignment with TV 0.05"
+    d = rows[VARIANTS.index("D")]
+    assert "flow@1" in d and "0.05" in d, "D adds flow alignment with TV 0.05"
 
 
 def test_runs_show(study_copy):
@@ -218,7 +255,7 @@ GROUPS = {" ".join(p): c for p, c in _walk(ROOT) if _is_group(c)}
 
 def test_every_expected_command_is_registered():
     expected = {"run", "study run", "study show", "runs list", "runs show", "eval", "check-eval",
-                "data check", "data synth"}
+                "data check", "data synth", "tune", "report", "viz"}
     assert expected <= set(COMMANDS), expected - set(COMMANDS)
 
 

@@ -81,7 +81,12 @@ def test_every_command_has_help_ending_with_an_example():
     [
         (["check", "{tmp}/missing"], "{tmp}/missing does not exist"),
         (["check", "{tmp}"], "expected RGBT-CC"),
-        (["synth", "{tmp}/s", "--min-people", "9", "--max-people", "2"], "synth_min_people=9"),
+        (["synth", "{tmp}/s", "--min-people", "9", "--max-people", "2"], "--min-people=9"),
+        # Issue 15: the option is named, not the config field or Python's conversion error.
+        (["synth", "{tmp}/s", "--shift", "nan"], "--shift nan is not valid"),
+        (["synth", "{tmp}/s", "--rotation", "inf"], "--rotation inf is not valid"),
+        (["synth", "{tmp}/s", "--night", "2"], "--night"),
+        (["synth", "{tmp}/s", "--n", "0"], "--n"),
     ],
 )
 def test_bad_input_is_one_line_error_with_exit_one(tmp_path, args, needle):

@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,14 +17,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import create_engine, update
 from sqlalchemy.exc import OperationalError
 
-from ablate.db import SCHEMA_VERSION, ClaimResult, Run, RunStore, code_version, is_stale
-from ablate.db import schema as db_schema
+import ablate.db
+from ablate.db import ClaimResult, Run, RunStore, code_version, is_stale
 from ablate.db.claim import _take_over
 from ablate.db.connect import retrying
-from ablate.db.models import Base, Meta
+from ablate.db.models import Base
 from ablate.errors import AblateError
 
 PG_URL = os.environ.get("ABLATE_TEST_PG_URL")
@@ -252,86 +253,6 @@ def test_missing_run_and_bad_input(store):
     assert store.get_run(run.id).status == "running"
 
 
-def _schema_version(store: RunStore) -> str:
-    with store.engine.connect() as conn:
-        return conn.scalar(select(Meta.value).where(Meta.key == "schema_version"))
-
-
-def _set_schema_version(store: RunStore, version: int) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(version)))
-
-
-def test_schema_version_stored_and_newer_refused(tmp_path):
-    path = tmp_path / "runs.db"
-    with RunStore(str(path)) as store:
-        assert _schema_version(store) == str(SCHEMA_VERSION)
-        _set_schema_version(store, SCHEMA_VERSION + 1)
-    with pytest.raises(AblateError) as info:
-        RunStore(str(path))
-    message = str(info.value)
-    assert "\n" not in message and str(path) in message and "newer" in message
-
-
-def test_old_schema_is_migrated(tmp_path, monkeypatch):
-    path = str(tmp_path / "runs.db")
-    with RunStore(path) as store:
-        _set_schema_version(store, SCHEMA_VERSION - 1)
-    steps = []
-    monkeypatch.setitem(db_schema._MIGRATIONS, SCHEMA_VERSION - 1, lambda conn: steps.append(1))
-    with RunStore(path) as store:
-        assert steps == [1] and _schema_version(store) == str(SCHEMA_VERSION)
-
-
-def test_default_url_and_sqlite_settings(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with RunStore() as store:
-        assert store.url.database == str(tmp_path / "runs.db")
-        with store.engine.connect() as conn:
-            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-            assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 10_000
-    assert (tmp_path / "runs.db").is_file()
-    with RunStore(f"sqlite:///{tmp_path}/b.db") as store:
-        assert _claim(store).action == "new"
-
-
-def _bad_urls(tmp_path: Path) -> list[str]:
-    (tmp_path / "file.txt").write_text("x")
-    return [
-        "nosuchdb://host/x",
-        "postgresql+psycopg://user:secret@127.0.0.1:1/ablate",
-        str(tmp_path / "missing" / "runs.db"),
-        str(tmp_path / "file.txt" / "runs.db"),
-        str(tmp_path),
-        "postgresql://user@host:notaport/db",
-        "sqlite+nosuchdriver:///x.db",
-    ]
-
-
-def test_bad_urls_give_one_line_errors(tmp_path):
-    for url in _bad_urls(tmp_path):
-        with pytest.raises(AblateError) as info:
-            RunStore(url)
-        message = str(info.value)
-        assert "\n" not in message and "secret" not in message, message
-        assert message.startswith("cannot open database "), message
-    assert "***" in _error_for("postgresql+psycopg://user:secret@127.0.0.1:1/ablate")
-
-
-def _error_for(url: str) -> str:
-    with pytest.raises(AblateError) as info:
-        RunStore(url)
-    return str(info.value)
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write any file")
-def test_unwritable_file(tmp_path):
-    path = tmp_path / "runs.db"
-    RunStore(str(path)).close()
-    path.chmod(0o444)
-    assert "not a writable file" in _error_for(str(path))
-
-
 def test_locked_database_is_retried():
     calls = []
 
@@ -347,9 +268,32 @@ def test_locked_database_is_retried():
         retrying("sqlite:///x.db", work, attempts=1)
 
 
-def test_code_version_is_a_commit():
-    version = code_version()
-    assert version is None or re.fullmatch(r"[0-9a-f]{4,40}(-dirty)?", version)
+def test_code_version_is_the_checkout_commit():
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed: code_version() is None by design")
+    repo = Path(ablate.db.__file__).parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+
+    head = git("rev-parse", "--short", "HEAD")
+    if head.returncode != 0:
+        pytest.skip("the package is not in a git checkout: code_version() is None by design")
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{4,40}", head.stdout.strip())
+    assert code_version() == head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def test_study_records_upsert(store):
+    assert store.study_names() == [] and store.study_record("demo") is None
+    store.record_study("demo", {"name": "demo", "variants": [{"name": "A"}], "n": (1, 2)})
+    store.record_study("demo", {"name": "demo", "variants": [{"name": "B"}]})
+    store.claim("other", "A", 0, CONFIG, "h")
+    assert store.study_record("demo") == {"name": "demo", "variants": [{"name": "B"}]}
+    assert store.study_names() == ["demo", "other"]
+    store.check_study("other")
+    with pytest.raises(AblateError, match="^no study 'x' in .*; recorded: demo, other$"):
+        store.check_study("x")
 
 
 def _worker(url: str, out_path: str) -> None:

@@ -11,6 +11,7 @@ from model.engine import Trainer, TrainingError, oracle_check, train
 from model.engine import checkpoint as ckpt
 from model.engine.device import resolve_device
 from model.engine.evaluate import evaluate_checkpoint
+from model.errors import ConfigError
 
 TINY = {
     "synth_n_train": 16, "synth_n_val": 4, "synth_n_test": 4,
@@ -128,7 +129,7 @@ def test_oracle_is_zero_unshifted_and_shifts_cost_game3(splits):
 
 def test_cuda_requested_but_absent_is_an_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ValueError, match="CUDA is not available"):
+    with pytest.raises(ConfigError, match="CUDA is not available"):
         resolve_device("cuda")
 
 
@@ -137,10 +138,11 @@ def test_cuda_requested_but_absent_is_an_error(monkeypatch):
     [("lr", 0.0), ("lr", -1e-4), ("epochs", 0), ("batch_size", 0), ("select_metric", "game9")],
 )
 def test_invalid_training_values_are_named(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ConfigError, match=f"^{field}={value!r} is not valid"):
         TrainConfig(**{field: value})
 
 
-def test_crop_not_divisible_by_the_stride_is_an_error(splits, tmp_path):
-    with pytest.raises(ValueError, match="crop_size=60"):
-        Trainer(config(crop_size=60), tmp_path, splits)
+def test_crop_not_divisible_by_the_stride_is_refused_before_training(splits, tmp_path):
+    with pytest.raises(ConfigError, match="^crop_size=60 is not valid; it must be divisible"):
+        config(crop_size=60)
+    assert not any(tmp_path.iterdir())

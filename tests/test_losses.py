@@ -19,6 +19,7 @@ from model.losses import (
     total_variation,
 )
 from model.output import ModelOutput
+from model.registry import names
 
 SIZE = (64, 64)
 
@@ -136,13 +137,13 @@ def test_bayesian_without_points_is_the_predicted_count():
     assert float(total) == pytest.approx(0.05 * 64)
 
 
-@pytest.mark.parametrize("kind", ["mse", "bayesian"])
+@pytest.mark.parametrize("kind", names("density_loss"))
 def test_gradients_reach_the_prediction(kind):
     density = torch.rand(2, 1, 8, 8, requires_grad=True)
     offsets = torch.rand(2, 2, 8, 8, requires_grad=True)
     cfg = LossConfig(density=kind, local_count=0.2, tv=0.05)
     total, terms = build_loss(cfg, ModelConfig())(
-        ModelOutput(density=density, offsets=offsets), make_batch(two_images())
+        ModelOutput(density=density, displacement=offsets), make_batch(two_images())
     )
     total.backward()
     assert set(terms) == {"density", "local_count", "tv"}
@@ -155,7 +156,7 @@ def full_output() -> ModelOutput:
     return ModelOutput(
         density=torch.rand(2, 1, 8, 8, generator=generator),
         density_s4=torch.rand(2, 1, 16, 16, generator=generator),
-        offsets=torch.rand(2, 2, 8, 8, generator=generator),
+        displacement=torch.rand(2, 2, 8, 8, generator=generator),
         aligned_features=[(torch.zeros(2, 4, 8, 8), torch.ones(2, 4, 8, 8))],
         domain_logits=torch.randn(4, 2, generator=generator),
         domain_labels=torch.tensor([0, 0, 1, 1]),

@@ -1,28 +1,23 @@
-"""The network: every ablation flag set builds, runs, backpropagates and is sized right."""
+"""The network: every ablation variant of the demo study builds, runs, backpropagates and is
+sized right; parts come from the registries, and a part registered by a test is used."""
+
+from pathlib import Path
 
 import pytest
 import torch
 
+from ablate.study import load_study
 from model.backbones import torchvision_cache_path
-from model.config import LossConfig, ModelConfig
+from model.config import ModelConfig
 from model.data.batch import Batch
 from model.layers.grl import grad_reverse
 from model.network import build_model, parameter_groups
 
-SHARED = dict(shared_backbone=True, fusion="sum")
-ABLATION = {  # the plan's section 6, as (model flags, loss weights)
-    "A": ({}, {}),
-    "B": (SHARED, {}),
-    "C": ({**SHARED, "stn": True}, {}),
-    "D": ({**SHARED, "stn": True, "offset_align": True}, {"tv": 0.05, "feat_l1": 0.1}),
-    "E": ({**SHARED, "stn": True, "offset_align": True},
-          {"tv": 0.05, "feat_l1": 0.1, "local_count": 0.2}),
-    "F": ({**SHARED, "stn": True, "offset_align": True, "grl": True},
-          {"tv": 0.05, "feat_l1": 0.1, "domain": 0.05}),
-    "G": ({**SHARED, "stn": True, "offset_align": True, "grl": True, "multiscale": True},
-          {"tv": 0.05, "feat_l1": 0.1, "local_count": 0.2, "domain": 0.05,
-           "multiscale_weight": 0.5}),
-}
+DEMO = load_study(Path(__file__).resolve().parents[1] / "studies" / "demo.toml")
+# The term each loss weight adds, and the module it needs (None: always available).
+TERMS = {"local_count": ("local_count", None), "feat_l1": ("feat_l1", None),
+         "tv": ("tv", "offset_align"), "domain": ("domain", "grl"),
+         "multiscale_weight": ("density_s4", "multiscale")}
 
 
 def make_batch(b=2, h=64, w=64, thermal_channels=3):
@@ -36,23 +31,31 @@ def make_batch(b=2, h=64, w=64, thermal_channels=3):
     )
 
 
+def expected_terms(run_cfg) -> set[str]:
+    """Every term whose weight is non-zero and whose module is on."""
+    expected = {"density"}
+    for weight, (term, module) in TERMS.items():
+        if getattr(run_cfg.loss, weight) > 0 and (module is None or
+                                                  getattr(run_cfg.model, module)):
+            expected.add(term)
+    return expected
+
+
 @pytest.mark.parametrize("backbone", ["tiny", "vgg16_bn"])
-@pytest.mark.parametrize("variant", list(ABLATION))
+@pytest.mark.parametrize("variant", list(DEMO.variants))
 def test_every_ablation_variant_trains_one_step(variant, backbone):
     from model.losses import build_loss
 
-    model_flags, loss_weights = ABLATION[variant]
-    cfg = ModelConfig(backbone=backbone, **model_flags)
+    run_cfg = DEMO.config(variant, seed=0)
+    cfg = ModelConfig(**{**run_cfg.to_dict()["model"], "backbone": backbone})
     net = build_model(cfg)
-    loss_fn = build_loss(LossConfig(**loss_weights), cfg)
+    loss_fn = build_loss(run_cfg.loss, cfg)
     batch = make_batch()
     out = net(batch.rgb, batch.thermal)
     total, terms = loss_fn(out, batch)
     assert torch.isfinite(total)
     assert all(torch.isfinite(v) for v in terms.values())
-    expected = {"density"} | {k for k, w in loss_weights.items() if w > 0}
-    expected = {"density_s4" if k == "multiscale_weight" else k for k in expected}
-    assert set(terms) == expected
+    assert set(terms) == expected_terms(run_cfg)
     total.backward()
     grads = [p.grad for p in net.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
@@ -67,7 +70,8 @@ def test_output_shapes(ratio, size):
         out = build_model(cfg)(torch.randn(1, 3, h, w), torch.randn(1, 3, h, w))
     assert out.density.shape == (1, 1, h // ratio, w // ratio)
     assert out.density_s4.shape == (1, 1, h // 4, w // 4)
-    assert out.offsets.shape == (1, 2, h // 2, w // 2)
+    assert out.displacement.shape == (1, 2, h // 2, w // 2)
+    assert out.offsets is out.displacement  # the former name still reads the field
     assert out.theta.shape == (1, 2, 3)
     assert (out.density >= 0).all()
 
@@ -85,9 +89,28 @@ def test_deform_offsets_and_one_channel_thermal_with_rgb_reference():
     cfg = ModelConfig(offset_align=True, offset_mode="deform", offset_stage=2,
                       thermal_channels=1, reference="rgb", stn=True)
     out = build_model(cfg)(torch.randn(2, 3, 64, 64), torch.randn(2, 1, 64, 64))
-    assert out.offsets.shape == (2, 18, 16, 16)
+    assert out.displacement.shape == (2, 2, 16, 16)  # the mean of the 9 taps' (dx, dy)
     assert out.moving_features.shape == out.aligned_features[0][1].shape
     assert out.moving_warped.shape == (2, 1, 64, 64)  # the thermal image is the one warped
+
+
+def test_every_variant_fills_the_output_the_same_way():
+    """Off modules are the identity: their output is the input and only theta/displacement are
+    None; ``forward`` does not branch on flags."""
+    torch.manual_seed(0)
+    rgb, thermal = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    off = build_model(ModelConfig()).eval()
+    with torch.no_grad():
+        out = off(rgb, thermal)
+    assert out.theta is None and out.displacement is None
+    assert torch.equal(out.moving_warped, rgb)  # the moving image, untouched
+    assert len(out.aligned_features) == 2
+    assert torch.equal(out.aligned_features[0][1], out.moving_features)
+    on = build_model(ModelConfig(stn=True, offset_align=True)).eval()
+    with torch.no_grad():
+        out = on(rgb, thermal)
+    assert out.theta.shape == (2, 2, 3) and out.displacement.shape == (2, 2, 32, 32)
+    assert len(out.aligned_features) == 2
 
 
 def module_names(net):
@@ -166,7 +189,7 @@ def test_bad_inputs_raise_value_error(rgb, thermal, message):
     [
         ("backbone", "resnet50", "tiny, vgg16_bn, vgg19"),
         ("fusion", "max", "concat, sum"),
-        ("offset_mode", "warp", "flow, deform"),
+        ("offset_mode", "warp", "none, flow, deform"),
         ("reference", "depth", "thermal, rgb"),
         ("downsample_ratio", 4, "8, 16, 32"),
     ],

@@ -18,7 +18,16 @@ from typer.testing import CliRunner
 from ablate.cli import app
 from ablate.db import RunStore
 from ablate.errors import AblateError
-from ablate.report import build_report, paired_test, render_report, write_report
+from ablate.report import (
+    build_report,
+    default_path,
+    load_baselines,
+    paired_test,
+    render_report,
+    write_report,
+)
+from ablate.report.table import table_metrics
+from ablate.study import load_study
 from model.config import RunConfig
 
 HOSTILE_LABEL = r"<script>alert(1)</script> 50%_&$#{}~^\ "
@@ -42,16 +51,18 @@ offset_align = true
 """
 
 
-def add_run(store, study, variant, seed, test, images=(), config=None, label=None, val=None,
-            trial=None):
+def add_run(store, study, variant, seed, test, images=(), config=None, **extra):
+    """A done run; ``extra``: label, val (default: the test metrics), trial (a tuning trial
+    number, which tags the run with the tuning ``<study>-tune``)."""
     cfg = RunConfig().with_overrides({**(config or {}), "seed": seed})
-    claim = store.claim(study, variant, seed, cfg.to_dict(), cfg.config_hash(), label=label)
+    claim = store.claim(study, variant, seed, cfg.to_dict(), cfg.config_hash(),
+                        label=extra.get("label"))
     run_id = claim.run.id
     store.record_epoch(run_id, 0, {"loss": 2.0, "loss_density": 2.0, "val_game0": 9.0})
     store.record_epoch(run_id, 1, {"loss": 1.0, "loss_density": 1.0, "val_game0": 8.0})
-    if trial is not None:
-        store.set_trial(run_id, f"{study}-tune", trial, {"lr": 1e-3})
-    store.finish(run_id, val or test, test, 1, list(images))
+    if extra.get("trial") is not None:
+        store.set_trial(run_id, f"{study}-tune", extra["trial"], {"lr": 1e-3})
+    store.finish(run_id, extra.get("val") or test, test, 1, list(images))
     return run_id
 
 
@@ -101,8 +112,11 @@ def report(db, study_file, **kwargs):
 
 def test_markdown_has_bm_row_mean_std_bold_and_significance(db, study_file):
     text = render_report(report(db, study_file), "markdown")
-    assert "| BM | Broker Modality (ECCV'24) |" in text
-    assert "| 10.19 | 13.61 | 17.65 | 23.64 | 17.32 |" in text.replace("**", "")
+    bm = load_baselines()["BM"]
+    assert f"| BM | {bm.name} |" in text
+    assert table_metrics() == ["game0", "game1", "game2", "game3", "rmse"]  # MAE is GAME0
+    published = " | ".join(f"{bm.metrics[m]:.2f}" for m in table_metrics())
+    assert f"| {published} |" in text.replace("**", "")
     a_row = next(line for line in text.splitlines() if line.startswith("| A |"))
     assert "11.00 ± 1.41 |" in a_row  # mean and sample std of 10 and 12
     b_row = next(line for line in text.splitlines() if line.startswith("| B |"))
@@ -220,23 +234,59 @@ def test_val_split_uses_val_metrics(tmp_path):
     assert any("no per-image val results" in note for note in rep.notes)
 
 
-def test_tuning_section_uses_ablate_tune_and_is_skipped_without_it(db, study_file,
-                                                                  monkeypatch):
+SUMMARY = {
+    "objective": "game3", "directions": ["minimize"], "best_trial": 1, "best_run_id": None,
+    "best_params": {"lr_<i>": 0.001}, "best_value": 4.5, "counts": {"COMPLETE": 2},
+    "importances": {"lr": 0.7, "tv": 0.3}, "importance_note": None,
+    "history": [(0, 6.0, "COMPLETE"), (1, 4.5, "COMPLETE")]}
+
+
+def fake_tune(monkeypatch, summaries: dict[str, object], journal: Path | None) -> list[str]:
+    """``ablate.tune`` whose ``tune_summary(url, name)`` answers from ``summaries`` by storage
+    kind ("db" or "journal"): a dict, or an exception to raise. Returns the urls asked."""
+    asked: list[str] = []
+
+    def tune_summary(url, name):
+        asked.append(url)
+        answer = summaries["journal" if journal is not None and url == str(journal) else "db"]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    fake = types.ModuleType("ablate.tune")
+    fake.tune_summary = tune_summary
+    storage = types.ModuleType("ablate.tune.storage")
+    storage.journal_path = lambda url: journal
+    monkeypatch.setitem(sys.modules, "ablate.tune", fake)
+    monkeypatch.setitem(sys.modules, "ablate.tune.storage", storage)
+    return asked
+
+
+def test_tuning_section_comes_from_the_db_or_the_journal(tmp_path, db, study_file,
+                                                         monkeypatch):
     with RunStore(db) as store:
         add_run(store, "mini", "B", 20, metrics(5, 1, 1, 1, 1), config={"stn": True}, trial=0)
-    fake = types.ModuleType("ablate.tune")
-    fake.tune_summary = lambda url, name: {
-        "objective": "game3", "directions": ["minimize"], "best_trial": 1, "best_run_id": None,
-        "best_params": {"lr_<i>": 0.001}, "best_value": 4.5, "counts": {"COMPLETE": 2},
-        "importances": {"lr": 0.7, "tv": 0.3}, "importance_note": None,
-        "history": [(0, 6.0, "COMPLETE"), (1, 4.5, "COMPLETE")]}
-    monkeypatch.setitem(sys.modules, "ablate.tune", fake)
+    fake_tune(monkeypatch, {"db": SUMMARY}, None)
     html = render_report(report(db, study_file), "html")
     assert "<h2>Tuning</h2>" in html and "lr_&lt;i&gt;" in html and "<b>4.5</b>" in html
-    monkeypatch.setitem(sys.modules, "ablate.tune", None)  # import fails: section skipped
+    journal = tmp_path / "runs.optuna.journal"
+    journal.write_text("")
+    missing = AblateError("no Optuna study 'mini-tune' in runs.db (studies there: none)")
+    asked = fake_tune(monkeypatch, {"db": missing, "journal": SUMMARY}, journal)
     rep = report(db, study_file)
-    assert not rep.tuning and any("ablate.tune is not available" in n for n in rep.notes)
-    assert "<h2>Tuning</h2>" not in render_report(rep, "html")
+    assert [t["best_value"] for t in rep.tuning] == [4.5] and asked[1:] == [str(journal)]
+    fake_tune(monkeypatch, {"db": missing, "journal": missing}, journal)
+    rep = report(db, study_file)
+    assert not rep.tuning and "<h2>Tuning</h2>" not in render_report(rep, "html")
+    assert f"tuning 'mini-tune' skipped: {missing}; {missing}" in rep.notes
+
+
+def test_a_bug_in_the_tuning_summary_is_not_swallowed(db, study_file, monkeypatch):
+    with RunStore(db) as store:
+        add_run(store, "mini", "B", 20, metrics(5, 1, 1, 1, 1), config={"stn": True}, trial=0)
+    fake_tune(monkeypatch, {"db": ZeroDivisionError("a bug")}, None)
+    with pytest.raises(ZeroDivisionError):
+        report(db, study_file)
 
 
 def test_baseline_choice_and_extra_file(tmp_path, db, study_file):
@@ -267,7 +317,7 @@ def test_cli_writes_every_format_to_the_default_path(tmp_path, db, study_file, m
     (("report", "mini", "--baselines", "BM,XYZ"),
      "Error: unknown baseline 'XYZ'; known: CSRNet, IADM, CSCA, MMCCN, DEFNet, MC3Net, "
      "MSDTrans, BM, HyperCounter (or all)"),
-    (("report", "nothing"), "Error: study 'nothing' has no done runs in sqlite:///"),
+    (("report", "nothing"), "Error: no study 'nothing' in sqlite:///"),
     (("report", "mini", "--format", "pdf"),
      "Error: --format 'pdf' is not valid; choose one of html, latex, markdown, csv"),
     (("report", "mini", "--split", "train"),
@@ -325,3 +375,72 @@ def test_report_of_the_trained_tiny_demo_study(done_study, tmp_path):
     assert frame.loc["B":, "game3_vs_first_p_value"].between(0, 1).all()
     html = (tmp_path / "tiny.html").read_text()
     assert html.count("data:image/png;base64,") == 1 + 7  # GAME bars + one curve per variant
+
+
+def test_report_reads_the_recorded_study_from_any_directory(tmp_path, db, study_file,
+                                                            monkeypatch):
+    """The definition recorded at `study run` gives the order, labels and the base chain;
+    neither the study file nor the working directory matters."""
+    with RunStore(db) as store:
+        store.record_study("mini", load_study(study_file).to_record())
+    study_file.unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with RunStore(db, readonly=True) as store:
+        rep = build_report(store, "mini")
+    assert list(rep.table.index) == ["BM", "A", "B", "C"]
+    assert rep.table.loc[["B", "C"], "parent"].tolist() == ["A", "A"]  # both based on A
+    assert rep.table.at["B", "label"] == "+ STN"
+    assert not any("not recorded" in note for note in rep.notes)
+
+
+def test_study_without_a_record_orders_runs_as_created_and_says_so(tmp_path):
+    url = str(tmp_path / "runs.db")
+    with RunStore(url) as store:
+        for variant in ("Z", "B", "M"):
+            add_run(store, "old", variant, 0, metrics(1, 2, 3, 4, 5))
+        rep = build_report(store, "old")
+    assert list(rep.table.index) == ["BM", "Z", "B", "M"]
+    assert rep.table.loc[["B", "M"], "parent"].tolist() == ["Z", "B"]  # the previous row
+    [note] = [n for n in rep.notes if "not recorded" in n]
+    assert "rerun `ablate study run FILE` to record it" in note and "nothing is trained" in note
+
+
+def test_baseline_without_some_metrics_prints_a_dash_in_every_format(tmp_path, db,
+                                                                     study_file):
+    extra = tmp_path / "partial.toml"
+    extra.write_text('[baselines.Old]\nname = "only GAME0"\ngame0 = 12.5\nsource = "x"\n')
+    rep = report(db, study_file, baselines="Old", baseline_file=str(extra))
+    markdown = render_report(rep, "markdown")
+    assert "| Old | only GAME0 |" in markdown
+    old_row = next(line for line in markdown.splitlines() if line.startswith("| Old |"))
+    assert old_row.endswith("| 12.50 | - | - | - | - |  |  |"), old_row
+    latex = render_report(rep, "latex")
+    old_tex = next(line for line in latex.splitlines() if line.startswith("Old &"))
+    assert "& 12.50 & -- & -- & -- & --" in old_tex, old_tex
+    html = render_report(rep, "html")
+    assert "<td>12.50</td><td>-</td><td>-</td><td>-</td><td>-</td>" in html
+    csv = render_report(rep, "csv")
+    assert "nan" not in csv.lower()  # a missing value is an empty cell
+    frame = pd.read_csv(StringIO(csv)).set_index("row")
+    assert frame.at["Old", "game0_mean"] == 12.5 and np.isnan(frame.at["Old", "game1_mean"])
+
+
+def test_reference_baseline_without_a_metric_has_no_delta_there(tmp_path, db, study_file):
+    extra = tmp_path / "bm.toml"
+    extra.write_text('[baselines.BM]\nname = "BM, GAME0 only"\ngame0 = 10.0\nsource = "x"\n')
+    rep = report(db, study_file, baseline_file=str(extra))
+    assert rep.table.at["A", "game0_d_ref"] == pytest.approx(1.0)
+    assert np.isnan(rep.table.at["A", "game1_d_ref"]) and not rep.table.at["B", "game1_beats_ref"]
+    markdown = render_report(rep, "markdown")
+    assert "| A | +1.00 |  |  |  |  |" in markdown  # the change from BM: GAME0 only
+    assert "data:image/png" in render_report(rep, "html")  # the bars draw without BM's lines
+
+
+@pytest.mark.parametrize("name", ["../../etc/x", "/data/elsewhere", "a/b", "~", "x\0y", "n" * 300])
+def test_default_report_path_stays_in_reports(name):
+    path = default_path(name, "html")
+    assert path.parent == Path("reports") and path.suffix == ".html"
+    assert "/" not in path.name and ".." not in path.name and "\0" not in path.name
+    assert len(path.name) <= 110 and not path.name.startswith(".")

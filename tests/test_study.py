@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, StudyError
 from ablate.study import load_study, variant_switches, variant_table
-from model.config import FIELD_SECTION, RunConfig
+from ablate.tune.space import check_configs, parse_tune
+from model.config import RunConfig
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 SHIPPED = ["demo.toml", "rgbtcc.toml"]
@@ -27,7 +28,7 @@ def write(tmp_path: Path, body: str, header: str = HEADER) -> Path:
 
 
 def error_of(path: Path) -> str:
-    with pytest.raises(AblateError) as info:
+    with pytest.raises(StudyError) as info:
         load_study(path)
     message = str(info.value)
     assert "\n" not in message
@@ -36,13 +37,24 @@ def error_of(path: Path) -> str:
 
 # --- the shipped studies ------------------------------------------------------------------
 
+def test_shipped_studies_are_the_same_ablation():
+    """The demo and the real study differ in their defaults, never in their variants."""
+    demo, real = (load_study(STUDIES / name) for name in SHIPPED)
+    shape = [(v.name, v.parent, v.label, v.changes) for v in demo.variants.values()]
+    assert shape == [(v.name, v.parent, v.label, v.changes) for v in real.variants.values()]
+
+
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_study_has_a_to_g_in_order(name):
+def test_shipped_study_is_one_chain_of_parents(name):
     study = load_study(STUDIES / name)
-    assert list(study.variants) == list("ABCDEFG")
     assert study.baseline == "BM" and study.select_metric == "game0"
-    assert all(v.label for v in study.variants.values())
-    assert [v.parent for v in study.variants.values()] == [None, "A", "B", "C", "D", "D", "E"]
+    roots = [v.name for v in study.variants.values() if v.parent is None]
+    assert roots == [next(iter(study.variants))], "one root, first in the file"
+    earlier: list[str] = []
+    for variant in study.variants.values():
+        assert variant.label.strip()
+        assert variant.parent is None or variant.parent in earlier, "parents come first"
+        earlier.append(variant.name)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -74,41 +86,44 @@ def test_shipped_study_resolves_to_the_plan(name):
         assert c.train.select_metric == "game0"
 
 
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_config_is_the_defaults_then_the_chain_of_changes(name):
+    study = load_study(STUDIES / name)
+    for variant in study.variants.values():
+        chain, parent = [variant.changes], variant.parent
+        while parent is not None:
+            chain.insert(0, study.variants[parent].changes)
+            parent = study.variants[parent].parent
+        expected = {k: v for changes in [study.base_overrides, *chain] for k, v in changes.items()}
+        assert variant.overrides == expected
+        config = study.config(variant.name, seed=0, extra=DATA).to_dict()
+        flat = {k: v for section in config.values() for k, v in section.items()}
+        for key, value in expected.items():
+            want = tuple(value) if isinstance(value, list) else value
+            assert flat[key] == want, (variant.name, key)
+
+
 def test_demo_is_small_and_synthetic():
-    study = load_study(STUDIES / "demo.toml")
-    c = study.config("G", seed=0)
-    assert c.model.backbone == "tiny" and c.data.data_path is None
-    assert (c.data.crop_size, c.train.batch_size, c.train.epochs) == (128, 8, 10)
-    assert (c.data.synth_shift, c.data.synth_rotation) == (8.0, 3.0)
+    c = load_study(STUDIES / "demo.toml").config("G", seed=0)
+    assert c.model.backbone == "tiny" and c.model.pretrained is None
+    assert c.data.data_path is None
 
 
-def test_rgbtcc_uses_the_plans_recipe_and_needs_a_data_path():
+def test_rgbtcc_uses_pretrained_vgg_and_needs_a_data_path():
     study = load_study(STUDIES / "rgbtcc.toml")
     c = study.config("A", seed=0, extra=DATA)
     assert (c.model.backbone, c.model.pretrained) == ("vgg16_bn", "torchvision")
-    assert (c.train.lr, c.train.backbone_lr, c.train.batch_size, c.train.epochs) == (
-        1e-4, 1e-5, 8, 200)
-    assert (c.data.crop_size, c.train.freeze_epochs, c.train.align_warmup_epochs,
-            c.train.local_count_ramp_epochs) == (256, 2, 3, 20)
     assert c.data.data_path == "/data/RGBT-CC"
-    with pytest.raises(AblateError, match="needs data_path: pass --data-path"):
+    with pytest.raises(StudyError, match="needs data_path: pass --data-path"):
         study.config("A", seed=0)
 
 
-@pytest.mark.parametrize("name, n_trials", [("demo.toml", 10), ("rgbtcc.toml", 40)])
-def test_shipped_tune_tables(name, n_trials):
-    tune = load_study(STUDIES / name).tune
-    assert (tune["variant"], tune["objective"], tune["direction"], tune["n_trials"]) == (
-        "G", "game3", "minimize", n_trials)
-    space = tune["space"]
-    assert set(space) == {"lr", "backbone_lr", "local_count", "feat_l1", "tv", "domain",
-                          "grl_lambda", "offset_stage"}
-    assert set(space) <= set(FIELD_SECTION)
-    assert space["lr"] == {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}
-    assert space["offset_stage"] == {"type": "categorical", "choices": [1, 2]}
-    for spec in space.values():
-        if spec["type"] == "float":
-            assert 0 < spec["low"] < spec["high"]
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_tune_tables_parse_and_every_bound_is_a_valid_config(name):
+    study = load_study(STUDIES / name)
+    spec = parse_tune(study)
+    assert spec.variant in study.variants and spec.n_trials >= 1
+    check_configs(study, spec, DATA)  # raises on a bound or choice that is no valid config
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -153,12 +168,15 @@ epochs = 5
 def test_extra_overrides_and_seed(tmp_path):
     study = load_study(write(tmp_path, '[variants.A]\nlabel = "a"\nlr = 1e-3\n'))
     c = study.config("A", seed=7, extra={"lr": "2e-4", "model.stn": "true", "epochs": 1,
-                                          "data_path": "/d", "seed": 99})
+                                          "data_path": "/d"})
     assert (c.train.lr, c.model.stn, c.train.epochs, c.data.data_path) == (2e-4, True, 1, "/d")
-    assert c.train.seed == 7  # the seed argument wins over everything
+    assert c.train.seed == 7
+    for key in ("seed", "train.seed"):  # chosen per run: an override would be lost silently
+        with pytest.raises(StudyError, match="seed is chosen per run: use --seed or --seeds"):
+            study.config("A", seed=7, extra={key: 99})
     with pytest.raises(AblateError, match=r"unknown config key 'lrr'; did you mean lr"):
         study.config("A", seed=0, extra={"lrr": 1})
-    with pytest.raises(AblateError, match=r"variant A: lr=-1.0 is not valid"):
+    with pytest.raises(AblateError, match=r"variant A: lr=-1(\.0)? is not valid"):
         study.config("A", seed=0, extra={"lr": "-1"})
     with pytest.raises(AblateError, match="seed"):
         study.config("A", seed=-1)
@@ -170,9 +188,9 @@ def test_config_hash_differs_between_variants_and_is_stable():
         study = load_study(STUDIES / "demo.toml")
         hashes.append([study.config(v, seed=0).config_hash() for v in study.variants])
     assert hashes[0] == hashes[1]
-    assert len(set(hashes[0])) == 7
+    assert len(set(hashes[0])) == len(study.variants)
     assert study.config("A", seed=1).config_hash() != hashes[0][0]
-    assert RunConfig.from_dict(study.config("G", seed=0).to_dict()).config_hash() == hashes[0][6]
+    assert RunConfig.from_dict(study.config("G", seed=0).to_dict()).config_hash() == hashes[0][-1]
 
 
 def test_select_keeps_study_order_and_validates():
@@ -180,7 +198,7 @@ def test_select_keeps_study_order_and_validates():
     assert study.select("G,A") == ["A", "G"]
     assert study.select(" A , G ,A") == ["A", "G"]
     assert study.select(["C", "A,B"]) == ["A", "B", "C"]
-    assert study.select(None) == list("ABCDEFG")
+    assert study.select(None) == list(study.variants)
     with pytest.raises(AblateError, match=r"unknown variant 'g'; did you mean G\? valid: A, B, C"):
         study.select("A,g")
     with pytest.raises(AblateError, match="no variants selected"):
@@ -189,8 +207,9 @@ def test_select_keeps_study_order_and_validates():
 
 def test_unknown_variant_lists_valid_names():
     study = load_study(STUDIES / "demo.toml")
-    with pytest.raises(AblateError, match=r"unknown variant 'H'.*valid: A, B, C, D, E, F, G"):
-        study.config("H", seed=0)
+    valid = ", ".join(study.variants)
+    with pytest.raises(StudyError, match=rf"unknown variant 'nosuch'.*valid: {valid}$"):
+        study.config("nosuch", seed=0)
 
 
 # --- bad files ----------------------------------------------------------------------------
@@ -219,13 +238,13 @@ def test_unknown_key_in_a_defaults_table(tmp_path):
 
 @pytest.mark.parametrize("body, expected", [
     ('[variants.A]\nlabel = "a"\n[variants.B]\nbase = "A"\nlabel = "b"\nlr = -1\n',
-     r"variant B, key 'lr': lr=-1.0 is not valid"),
+     r"variant B, key 'lr': lr=-1(\.0)? is not valid"),
     ('[train]\nlr = -1\n[variants.A]\nlabel = "a"\n',
-     r"t\.toml \[train\] lr: lr=-1.0 is not valid"),
+     r"t\.toml \[train\] lr: lr=-1(\.0)? is not valid"),
     ('[variants.A]\nlabel = "a"\nfusion = "max"\n', r"variant A, key 'fusion': .*concat, sum"),
-    ('[variants.A]\nlabel = "a"\nstn = "maybe"\n', r"variant A, key 'stn': .*not a boolean"),
+    ('[variants.A]\nlabel = "a"\nstn = "maybe"\n', r"variant A, key 'stn': stn='maybe' is not"),
     ('[variants.A]\nlabel = "a"\nlocal_count_levels = [1, 2, 3]\n',
-     r"variant A, key 'local_count_levels': .*same length"),
+     r"variant A, key 'local_count_levels': .*local_count_levels=\(1, 2, 3\)"),
 ])
 def test_invalid_value_is_named(tmp_path, body, expected):
     assert re.search(expected, error_of(write(tmp_path, body)))
@@ -291,3 +310,7 @@ def test_missing_file_is_named(tmp_path):
 def test_tune_table_is_kept_raw(tmp_path):
     study = load_study(write(tmp_path, '[variants.A]\nlabel = "a"\n[tune]\nanything = [1, "x"]\n'))
     assert study.tune == {"anything": [1, "x"]}
+
+
+def test_a_directory_is_not_a_study_file(tmp_path):
+    assert error_of(tmp_path) == f"{tmp_path} is a directory, not a study file"

@@ -3,6 +3,7 @@ file and on PostgreSQL, and every bad input refused before any trial exists."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -18,15 +19,18 @@ from optuna.trial import TrialState
 from sqlalchemy import MetaData, create_engine
 from typer.testing import CliRunner
 
-import ablate.runner
+import ablate.pipeline
 from ablate.cli import app
 from ablate.db import RunStore
 from ablate.db.host import hostname
 from ablate.errors import AblateError
-from ablate.study import load_study
+from ablate.study import Study, load_study
 from ablate.tune import parse_tune, tune_summary
 from ablate.tune.objective import Objective
-from ablate.tune.storage import fail_dead_trials
+from ablate.tune.options import TuneOptions
+from ablate.tune.session import prepare, worker_jobs
+from ablate.tune.storage import fail_dead_trials, journal_path
+from ablate.tune.summary import EVALUATOR, importances
 from ablate.tune.workers import gpu_slots, shares
 from model.engine.trainer import TrainResult
 
@@ -121,20 +125,53 @@ def test_trials_are_runs_and_a_rerun_adds_trials(in_tmp: Path) -> None:
         assert run.tune_study == STUDY and run.params == trial.params
         assert run.config["train"]["lr"] == pytest.approx(trial.params["lr"])
         if trial.state == TrialState.COMPLETE:  # the objective is the run's val GAME3
-            assert run.status == "done" and trial.value == pytest.approx(run.val_game3)
+            assert run.status == "done"
+            assert trial.value == pytest.approx(run.as_dict()["val_game3"])
     summary = tune_summary(storage, STUDY)
     assert summary["importance_evaluator"] == "FanovaImportanceEvaluator"
     assert [h[0] for h in summary["history"]] == [0, 1, 2, 3, 4]
     assert summary["best_params"].keys() == {"lr", "tv"}
     assert summary["best_value"] == min(t.value for t in trials if t.value is not None)
-    assert summary["importances"] or summary["importance_note"]
+    # 5 complete trials over two params: fANOVA runs and splits the importance between them.
+    assert summary["importance_note"] is None
+    assert summary["importances"].keys() == {"lr", "tv"}
+    assert sum(summary["importances"].values()) == pytest.approx(1.0)
     with RunStore("t.db") as store:  # --confirm-seeds: the best params, seeds 0 and 1, tested
         best = [r for r in store.list_runs("tiny") if r.variant == "A-best"]
     assert [(r.seed, r.status) for r in best] == [(0, "done"), (1, "done")]
-    assert all(r.test_game3 is not None and r.trial_number is None for r in best)
+    assert all(r.as_dict()["game3"] is not None and r.trial_number is None for r in best)
     assert best[0].config["train"]["lr"] == pytest.approx(summary["best_params"]["lr"])
     with pytest.raises(AblateError, match="no Optuna study 'other'"):
         tune_summary(storage, "other")
+    with RunStore("t.db") as store:  # the study's definition is in the runs database
+        assert store.study_record("tiny") == load_study(study).to_record()
+
+
+def _crafted_study(values: list[tuple[float, float, float]]) -> optuna.Study:
+    """Complete trials with params x, y and the given objective values."""
+    search = optuna.create_study()
+    dists = {"x": optuna.distributions.FloatDistribution(0, 1),
+             "y": optuna.distributions.FloatDistribution(0, 1)}
+    for x, y, value in values:
+        search.add_trial(optuna.trial.create_trial(params={"x": x, "y": y}, distributions=dists,
+                                                   value=value))
+    return search
+
+
+def test_importances_name_the_param_that_explains_the_objective() -> None:
+    grid = [(x / 7, ((3 * x) % 8) / 8) for x in range(8)]
+    search = _crafted_study([(x, y, 10 * x) for x, y in grid])  # only x matters
+    result = importances(search, search.trials)
+    assert result["note"] is None and result["n_complete"] == 8
+    assert list(result["importances"]) == ["x", "y"], "sorted, most important first"
+    assert result["importances"]["x"] > 0.9
+
+
+def test_importances_explain_why_there_are_none() -> None:
+    search = _crafted_study([(0.5, 0.5, 1.0)])
+    result = importances(search, search.trials)
+    assert result["importances"] == {}
+    assert result["note"] == f"{EVALUATOR} needs at least 2 complete trials; 1 complete so far"
 
 
 class FakeTrain:
@@ -165,7 +202,7 @@ def test_pruning_stops_a_trial_far_worse_than_the_median(
     study = load_study(write_study(tmp_path))
     spec = parse_tune(study)
     fake = FakeTrain()
-    monkeypatch.setattr(ablate.runner, "train", fake)
+    monkeypatch.setattr(ablate.pipeline, "train", fake)
     search = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
     for lr in (1e-4, 2e-4, 3e-4, 8e-3):
         search.enqueue_trial({"lr": lr, "tv": 0.05})
@@ -267,6 +304,12 @@ BAD_SPACES = {
     "log at 0": ('type = "float"\nlow = 0.0\nhigh = 0.1\nlog = true', "log range needs low > 0"),
     "unknown type": ('type = "floaty"\nlow = 0.0\nhigh = 0.1', "type is 'floaty'"),
     "no choices": ('type = "categorical"\nchoices = []', "needs choices"),
+    "nan low": ('type = "float"\nlow = nan\nhigh = 0.1', "low=nan is not a finite number"),
+    "inf high": ('type = "float"\nlow = 0.0\nhigh = inf', "high=inf is not a finite number"),
+    "nan step": ('type = "float"\nlow = 0.0\nhigh = 0.1\nstep = nan',
+                 "step=nan is not a finite number"),
+    "nan choice": ('type = "categorical"\nchoices = [0.1, nan]',
+                   "choice nan is not a finite number"),
 }
 
 
@@ -274,7 +317,7 @@ BAD_SPACES = {
 def test_bad_space_is_one_line_and_creates_no_trial(in_tmp: Path, case: str) -> None:
     tv, message = BAD_SPACES[case]
     study = write_study(in_tmp, tv=tv)
-    refused(tune(study, "--db", "t.db", *SMALL), f"[tune.space.tv]: {message}", in_tmp)
+    refused(tune(study, "--db", "t.db", *SMALL), f"{study} [tune.space.tv]: {message}", in_tmp)
 
 
 def test_unknown_field_suggests_the_close_one(in_tmp: Path) -> None:
@@ -299,6 +342,8 @@ BAD_OPTIONS = {
                        "cannot open Optuna storage"),
     "journal dir": (["--storage", "missing/dir/s.journal"], "cannot open Optuna storage"),
     "n-trials": (["--n-trials", "0"], "--n-trials 0"),
+    "set seed": (["--set", "seed=3"], "seed is chosen per run: use --seed or --seeds"),
+    "set nan": (["--set", "lr=nan"], "lr=nan"),
 }
 
 
@@ -319,3 +364,31 @@ def refused(result, message: str, tmp: Path) -> None:
     assert message in lines[0] and "Traceback" not in result.output
     assert optuna_studies(tmp / "t.db") == []
     assert not list(tmp.glob("*.journal")) and not (tmp / "runs").exists()
+
+
+def test_workers_get_the_study_and_options_as_data_not_set_strings(tmp_path: Path) -> None:
+    (tmp_path / "align.py").write_text("VALUE = 1\n")
+    path = write_study(tmp_path)
+    path.write_text(path.read_text().replace('name = "tiny"', 'name = "tiny"\nplugins = '
+                                             '["./align.py"]'))
+    study = load_study(path)
+    options = TuneOptions(n_trials=5, n_workers=2, db=str(tmp_path / "t.db"),
+                          save_root=Path("runs"), extra={"epochs": 1, "lr": 2e-3})
+    setup = prepare(study, options)
+    with RunStore(options.db) as store:
+        jobs = worker_jobs(study, options, setup, store)
+    assert [job["options"]["n_trials"] for job in jobs] == [3, 2]
+    for job in jobs:
+        back = TuneOptions.from_json(json.loads(json.dumps(job["options"])))
+        assert back.extra == {"epochs": 1, "lr": 2e-3} and back.worker and back.n_workers == 1
+        assert back.storage == str(tmp_path / "t.optuna.journal") == setup.target.url
+        assert back.study_name == STUDY and back.save_root.is_absolute()
+        assert job["study"]["plugins"] == [str(tmp_path / "align.py")]
+        assert Study.from_record(job["study"]) == study
+
+
+def test_journal_path_is_next_to_a_sqlite_runs_database(in_tmp: Path) -> None:
+    assert journal_path("t.db") == in_tmp / "t.optuna.journal"
+    assert journal_path(f"sqlite:///{in_tmp}/sub/r.db") == in_tmp / "sub" / "r.optuna.journal"
+    assert journal_path("sqlite://") is None
+    assert journal_path("postgresql+psycopg://u:pw@host/ablate") is None

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import TINY_NAME, invoke
 
 from ablate.db import RunStore
 from ablate.viz import plots
-from ablate.viz.infer import Inference, LoadedRun, infer
+from ablate.viz.infer import LoadedRun, infer
 from model.config import DataConfig, ModelConfig, RunConfig
 from model.data import synthetic_splits
 from model.network import build_model
@@ -88,13 +89,33 @@ def tiny_loaded(**model: object) -> tuple[LoadedRun, object]:
         synthetic_splits(data)
 
 
-def test_deformable_offsets_become_one_mean_vector_per_feature_pixel(tmp_path):
-    loaded, splits = tiny_loaded(stn=True, offset_align=True, offset_mode="deform")
+@pytest.mark.parametrize("mode", ["flow", "deform"])
+def test_a_known_offset_field_becomes_its_dx_dy_vector_per_feature_pixel(tmp_path, mode):
+    """The last offset layer's weights are zero, so its bias is the field everywhere: the
+    plotted (dx, dy) must be (1.5, -0.5) whichever aligner made it. For the deformable one every
+    tap carries torchvision's (dy, dx), so reading the taps in the wrong order gives
+    (-0.5, 1.5)."""
+    loaded, splits = tiny_loaded(stn=True, offset_align=True, offset_mode=mode)
+    last = loaded.net.offset.offset[-1]
+    with torch.no_grad():
+        last.bias[0::2], last.bias[1::2] = (-0.5, 1.5) if mode == "deform" else (1.5, -0.5)
     (inf,) = infer(loaded, splits.val, splits, 1)
-    assert inf.offsets.shape[0] == 2 and inf.warped.shape == inf.reference.shape
+    assert inf.offsets.shape == (2, 32, 32)  # stage 1: stride 2 on a 64x64 image
+    assert np.allclose(inf.offsets[0], 1.5) and np.allclose(inf.offsets[1], -0.5)
+    assert inf.offset_stride == 2
+    assert inf.warped.shape == inf.reference.shape
     assert inf.density_full.shape == (64, 64)
     assert inf.density_full.sum() == pytest.approx(inf.game["pred_count"], rel=1e-4)
-    assert plots.offset_quiver(inf, tmp_path / "o.png", "deform").read_bytes().startswith(PNG)
+    assert plots.offset_quiver(inf, tmp_path / "o.png", mode).read_bytes().startswith(PNG)
+
+
+def test_modules_that_are_off_give_no_warp_and_no_offsets():
+    loaded, splits = tiny_loaded()
+    (inf,) = infer(loaded, splits.val, splits, 1)
+    assert inf.warped is None and inf.stn_shift_px is None and inf.offsets is None
+    on, _ = tiny_loaded(stn=True)
+    (inf,) = infer(on, splits.val, splits, 1)
+    assert inf.stn_shift_px == pytest.approx((0.0, 0.0), abs=1e-5)  # identity at init
 
 
 def test_density_peaks_are_the_local_maxima_in_input_pixels():
@@ -105,4 +126,6 @@ def test_density_peaks_are_the_local_maxima_in_input_pixels():
     inf = dataclasses.replace(inf, density=density, density_full=np.zeros((64, 64)))
     assert plots.peaks(inf).tolist() == [[28.0, 20.0], [12.0, 52.0]]  # (x, y) cell centres
     assert plots.peaks(dataclasses.replace(inf, density=np.zeros((8, 8)))).shape == (0, 2)
-    assert isinstance(inf, Inference)
+    density[0, 0] = 2.0  # the new maximum: 0.5 still counts, as it is above 10% of 2
+    inf = dataclasses.replace(inf, density=density)
+    assert plots.peaks(inf).tolist() == [[4.0, 4.0], [28.0, 20.0], [12.0, 52.0]]

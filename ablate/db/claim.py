@@ -86,7 +86,8 @@ def _worker(now: datetime) -> dict[str, Any]:
 
 
 def _insert(session: Session, fresh: dict[str, Any], generation: int, now: datetime) -> Run:
-    run = Run(**fresh, **_worker(now), generation=generation, created_at=now, epochs_done=0)
+    run = Run(**fresh, **_worker(now), generation=generation, created_at=now, epochs_done=0,
+              metric_values=[])  # known empty: readable after the session closes
     session.add(run)
     session.flush()  # the unique (key, generation) constraint fires here
     return run

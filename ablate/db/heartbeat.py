@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from ablate.errors import AblateError
+from ablate.errors import DatabaseError
 
 if TYPE_CHECKING:
     from ablate.db.store import RunStore
@@ -39,5 +39,5 @@ class KeepAlive:
         while not self._stop.wait(self.interval):
             try:
                 self.store.heartbeat(self.run_id)
-            except AblateError:
+            except DatabaseError:
                 pass  # a missed beat is tried again next interval; stale_after spans several

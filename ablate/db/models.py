@@ -17,14 +17,21 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from model.metrics import GAME_LEVELS, metric_names
+from model.registry import unknown_choice
+
 # Bump when a table changes, and add the step from the old version to ``schema._MIGRATIONS``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUSES = ("pending", "running", "done", "failed", "pruned")
-METRICS = ("game0", "game1", "game2", "game3", "rmse", "mae")
+SPLITS = ("val", "test")  # the splits whose final metrics a run records
+# Per-image values fixed by the evaluation protocol (set-level metrics are open: see
+# ``model.metrics.metric``), so they stay columns of ``ablate_image_results``.
+IMAGE_GAMES = tuple(f"game{level}" for level in GAME_LEVELS)
+IMAGE_KEYS = ("split", "image_id", "true_count", "pred_count", *IMAGE_GAMES, "cells")
 
 
 def utcnow() -> datetime:
@@ -109,18 +116,10 @@ class Run(Base):
     tune_study: Mapped[str | None] = mapped_column(String(200))
     params_json: Mapped[str | None] = mapped_column(Text)
 
-    val_game0: Mapped[float | None] = mapped_column(Float)
-    val_game1: Mapped[float | None] = mapped_column(Float)
-    val_game2: Mapped[float | None] = mapped_column(Float)
-    val_game3: Mapped[float | None] = mapped_column(Float)
-    val_rmse: Mapped[float | None] = mapped_column(Float)
-    val_mae: Mapped[float | None] = mapped_column(Float)
-    test_game0: Mapped[float | None] = mapped_column(Float)
-    test_game1: Mapped[float | None] = mapped_column(Float)
-    test_game2: Mapped[float | None] = mapped_column(Float)
-    test_game3: Mapped[float | None] = mapped_column(Float)
-    test_rmse: Mapped[float | None] = mapped_column(Float)
-    test_mae: Mapped[float | None] = mapped_column(Float)
+    # The final metrics, one row per (split, name); loaded with the run in one extra query.
+    metric_values: Mapped[list[MetricValue]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def config(self) -> dict[str, Any]:
@@ -130,13 +129,44 @@ class Run(Base):
     def params(self) -> dict[str, Any] | None:
         return json.loads(self.params_json) if self.params_json is not None else None
 
+    def metric(self, split: str, name: str) -> float | None:
+        """The final ``split`` ("val" or "test") value of metric ``name``; None when the run
+        did not record it (not done, a NaN, or a metric registered after it ran)."""
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not valid; choose one of {', '.join(SPLITS)}")
+        for row in self.metric_values:
+            if row.split == split and row.name == name:
+                return finite(row.value)
+        known = self.metric_keys()
+        if name not in known:
+            raise KeyError(unknown_choice("metric", name, list(known)))
+        return None
+
+    def metric_keys(self) -> tuple[str, ...]:
+        """Every registered metric, then any other the run recorded (a plugin's that is not
+        loaded now), so that nothing stored is hidden."""
+        registered = metric_names()
+        extra = sorted({row.name for row in self.metric_values} - set(registered))
+        return (*registered, *extra)
+
     def metrics(self, split: str) -> dict[str, float | None]:
-        """The final metrics of ``split`` ("val" or "test") keyed game0..game3, rmse, mae."""
-        return {name: getattr(self, f"{split}_{name}") for name in METRICS}
+        """The final metrics of ``split`` ("val" or "test"), keyed as ``metric_keys``."""
+        return {name: self.metric(split, name) for name in self.metric_keys()}
+
+    def __getattr__(self, name: str) -> Any:
+        # The attribute names of schema version 1 (``run.val_game3``, ``run.test_rmse``) keep
+        # working for any metric; new code calls ``run.metric("val", "game3")``.
+        split, _, metric = name.partition("_")
+        if split in SPLITS and metric and not name.startswith("_"):
+            try:
+                return self.metric(split, metric)
+            except KeyError:
+                pass
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON-ready form ``ablate runs list --json`` prints; game0..mae are TEST metrics,
-        null unless the run is done."""
+        """The JSON-ready form ``ablate runs list --json`` prints; ``game0``.. (every metric
+        by its name) are TEST metrics, ``val_game0``.. the val ones; null unless done."""
         done = self.status == "done"
         row: dict[str, Any] = {
             "id": self.id,
@@ -147,15 +177,9 @@ class Run(Base):
             "status": self.status,
             "config_hash": self.config_hash,
         }
-        row.update(
-            {name: finite(getattr(self, f"test_{name}")) if done else None for name in METRICS}
-        )
-        row.update(
-            {
-                f"val_{name}": finite(getattr(self, f"val_{name}")) if done else None
-                for name in METRICS
-            }
-        )
+        keys = self.metric_keys()
+        row.update({name: self.metric("test", name) if done else None for name in keys})
+        row.update({f"val_{name}": self.metric("val", name) if done else None for name in keys})
         row.update(
             host=self.host,
             pid=self.pid,
@@ -179,6 +203,30 @@ class Run(Base):
             f"Run(id={self.id}, study={self.study!r}, variant={self.variant!r}, "
             f"seed={self.seed}, status={self.status!r})"
         )
+
+
+class MetricValue(Base):
+    """One final metric of a run: any name ``model.metrics`` registers, so a new metric is
+    stored with no schema change."""
+
+    __tablename__ = "ablate_metrics"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("ablate_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    split: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)  # None for a NaN or infinite value
+
+
+class StudyRecord(Base):
+    """A study's definition (``Study.to_record()``), so that reports need no study file."""
+
+    __tablename__ = "ablate_studies"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Epoch(Base):
@@ -210,6 +258,7 @@ class ImageResult(Base):
     image_id: Mapped[str] = mapped_column(String(255))
     true_count: Mapped[float] = mapped_column(Float)
     pred_count: Mapped[float | None] = mapped_column(Float)  # None when the model gave NaN
+    # One column per level of IMAGE_GAMES (game0..game3), the protocol's per-image values.
     game0: Mapped[float | None] = mapped_column(Float)
     game1: Mapped[float | None] = mapped_column(Float)
     game2: Mapped[float | None] = mapped_column(Float)

@@ -7,19 +7,19 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablate.errors import AblateError
+from ablate.errors import StudyError, UsageError
 from ablate.paths import STUDIES_DIR
+from model.metrics import metric_names
 
 DEFAULT_FILE = STUDIES_DIR / "baselines.toml"
-METRICS = ("game0", "game1", "game2", "game3", "rmse")
-FIELDS = ("name", *METRICS, "source")
+REQUIRED = ("name", "source")
 
 
 @dataclass(frozen=True)
 class Baseline:
     key: str  # what --baselines takes: "BM"
     name: str  # the row's text: "Broker Modality (ECCV'24)"
-    metrics: dict[str, float]  # game0..game3, rmse
+    metrics: dict[str, float]  # the published ones among the registered metrics; others absent
     source: str
 
 
@@ -30,7 +30,7 @@ def load_baselines(extra_file: str | Path | None = None,
     if default_file is not None:
         path = Path(default_file)
         if not path.is_file():
-            raise AblateError(f"baselines file {path} is missing; pass --baseline-file FILE")
+            raise StudyError(f"baselines file {path} is missing; pass --baseline-file FILE")
         rows.update(_read(path))
     if extra_file is not None:
         rows.update(_read(Path(extra_file)))
@@ -41,7 +41,7 @@ def choose(rows: dict[str, Baseline], wanted: str | None, reference: str) -> lis
     """Parse ``--baselines`` ("BM,IADM", "all" or None for just the reference) in the order
     given; the reference row (BM) is always included because every delta is taken to it."""
     if reference not in rows:
-        raise AblateError(f"the reference baseline {reference!r} is not in the baselines files; "
+        raise StudyError(f"the reference baseline {reference!r} is not in the baselines files; "
                           f"known: {', '.join(rows)}")
     if wanted is None or not wanted.strip():
         keys = [reference]
@@ -51,7 +51,7 @@ def choose(rows: dict[str, Baseline], wanted: str | None, reference: str) -> lis
         keys = list(dict.fromkeys(k.strip() for k in wanted.split(",") if k.strip()))
         unknown = [k for k in keys if k not in rows]
         if unknown:
-            raise AblateError(f"unknown baseline {', '.join(map(repr, unknown))}; "
+            raise UsageError(f"unknown baseline {', '.join(map(repr, unknown))}; "
                               f"known: {', '.join(rows)} (or all)")
         if reference not in keys:
             keys.append(reference)
@@ -60,35 +60,40 @@ def choose(rows: dict[str, Baseline], wanted: str | None, reference: str) -> lis
 
 def _read(path: Path) -> dict[str, Baseline]:
     if not path.is_file():
-        raise AblateError(f"baseline file not found: {path}")
+        raise UsageError(f"baseline file not found: {path}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise AblateError(f"{path}: {str(exc).splitlines()[0]}") from None
+        raise StudyError(f"{path}: {str(exc).splitlines()[0]}") from None
     tables = raw.get("baselines")
     if not isinstance(tables, dict) or not tables:
-        raise AblateError(f"{path}: no rows; write one [baselines.KEY] table per row with "
-                          f"{', '.join(FIELDS)}")
+        raise StudyError(f"{path}: no rows; write one [baselines.KEY] table per row with "
+                         f"{_fields()}")
     return {key: _row(path, key, table) for key, table in tables.items()}
+
+
+def _fields() -> str:
+    return f"{' and '.join(REQUIRED)} and any of {', '.join(metric_names())}"
 
 
 def _row(path: Path, key: str, table: object) -> Baseline:
     where = f"{path} [baselines.{key}]"
     if not isinstance(table, dict):
-        raise AblateError(f"{where}: must be a table with {', '.join(FIELDS)}")
-    missing = [f for f in FIELDS if f not in table]
-    unknown = sorted(set(table) - set(FIELDS))
+        raise StudyError(f"{where}: must be a table with {_fields()}")
+    names = metric_names()
+    missing = [f for f in REQUIRED if f not in table]
+    unknown = sorted(set(table) - set(REQUIRED) - set(names))
     if missing or unknown:
         problem = f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(unknown)}"
-        raise AblateError(f"{where}: {problem}; a row has exactly {', '.join(FIELDS)}")
+        raise StudyError(f"{where}: {problem}; a row has {_fields()}")
     metrics = {}
-    for name in METRICS:
+    for name in (n for n in names if n in table):
         value = table[name]
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
                 value) or value < 0:
-            raise AblateError(f"{where}: {name}={value!r} is not a non-negative number")
+            raise StudyError(f"{where}: {name}={value!r} is not a non-negative number")
         metrics[name] = float(value)
-    for name in ("name", "source"):
+    for name in REQUIRED:
         if not isinstance(table[name], str) or not table[name].strip():
-            raise AblateError(f"{where}: {name} must be a non-empty string")
+            raise StudyError(f"{where}: {name} must be a non-empty string")
     return Baseline(str(key), table["name"], metrics, table["source"])

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ablate.db import RunStore
-from ablate.errors import AblateError
+from ablate.errors import AblateError, UsageError
 from ablate.report import stats
 from ablate.report.baselines import Baseline, choose, load_baselines
 from ablate.report.runs import VariantRow, resolve_study, variant_rows
-from ablate.report.table import build_table
+from ablate.report.table import build_table, table_metrics
 
 SPLITS = ("test", "val")
 
@@ -35,6 +34,7 @@ class Report:
     sig_metric: str  # the GAME level the main table's significance columns show
     first: str | None  # the first variant (A): every variant is also tested against it
     dataset: str
+    metrics: list[str]  # the main table's metric columns (table.table_metrics)
     notes: list[str] = field(default_factory=list)
     curves: dict[str, list[tuple[int, list[dict[str, Any]]]]] = field(default_factory=dict)
     tuning: list[dict[str, Any]] = field(default_factory=list)
@@ -60,21 +60,22 @@ def build_report(store: RunStore, study: str | None = None, split: str = "test",
     """Gather the rows of ``study`` (a name in the database or a study file; None: the only
     study there) with the chosen baseline rows ("BM,IADM", "all"; BM is always included)."""
     if split not in SPLITS:
-        raise AblateError(f"--split {split!r} is not valid; choose one of {', '.join(SPLITS)}")
+        raise UsageError(f"--split {split!r} is not valid; choose one of {', '.join(SPLITS)}")
     if sig_metric not in stats.GAME_METRICS:
-        raise AblateError(f"--sig-metric {sig_metric!r} is not valid; choose one of "
+        raise UsageError(f"--sig-metric {sig_metric!r} is not valid; choose one of "
                           f"{', '.join(stats.GAME_METRICS)}")
-    name, study_file = resolve_study(store, study)
+    name, study_file, study_notes = resolve_study(store, study)
     reference = study_file.baseline if study_file is not None else "BM"
     chosen = choose(load_baselines(baseline_file), baselines, reference)
     tuning, tune_notes = _tuning(store, name)
     best_trials = {t["best_run_id"] for t in tuning if isinstance(t.get("best_run_id"), int)}
     rows = variant_rows(store, name, study_file, best_trials)
-    table = build_table(chosen, rows, split, reference)
+    names = table_metrics()
+    table = build_table(chosen, rows, split, reference, names)
     first = next((row.key for row in rows if not row.tuned), None)
     significance, sig_notes = _significance(store, rows, first, split)
     curves = {row.key: [(run.seed, store.epochs(run.id)) for run in row.runs] for row in rows}
-    notes = [note for row in rows for note in row.notes] + sig_notes + tune_notes
+    notes = study_notes + [note for row in rows for note in row.notes] + sig_notes + tune_notes
     if not rows[0].runs[-1].config.get("data", {}).get("data_path"):
         notes.insert(0, "the variants ran on the built-in synthetic data: compare them with "
                         "each other; the published rows (RGBT-CC test) are context, and a "
@@ -85,7 +86,7 @@ def build_report(store: RunStore, study: str | None = None, split: str = "test",
             f"{n} {status}" for status, n in sorted(left_out.items())) + " run(s)")
     return Report(name, study_file.description if study_file is not None else "", split,
                   store.display_url, reference, chosen, rows, table, significance, sig_metric,
-                  first, _dataset(rows), notes, curves, tuning)
+                  first, _dataset(rows), names, notes, curves, tuning)
 
 
 def _significance(store: RunStore, rows: list[VariantRow], first: str | None,
@@ -120,40 +121,37 @@ def _significance(store: RunStore, rows: list[VariantRow], first: str | None,
 
 
 def _tuning(store: RunStore, study: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Each tuning's summary from ``ablate.tune`` (optional: skipped when it is absent)."""
+    """Each tuning's summary from ``ablate.tune``, looked up where ``ablate tune`` keeps it."""
     names = sorted({run.tune_study for run in store.list_runs(study) if run.tune_study})
     if not names:
         return [], []
-    try:
-        from ablate.tune import tune_summary
-    except ImportError:
-        return [], ["tuning section skipped: ablate.tune is not available"]
+    # Imported here: Optuna is slow to import and only tuned studies need it.
+    from ablate.tune import tune_summary
+
     out, notes = [], []
     for name in names:
-        reason = ""
+        reasons = []
         for url in _storages(store):
             try:
                 summary = tune_summary(url, name)
-            except Exception as exc:  # another module's failure must not cost the whole report
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            except AblateError as exc:  # not in this storage, or the storage cannot be read
+                reasons.append(str(exc))
                 continue
             out.append({"name": name, **summary})
             break
         else:
-            notes.append(f"tuning {name!r} skipped: {reason}")
+            notes.append(f"tuning {name!r} skipped: {'; '.join(reasons)}")
     return out, notes
 
 
 def _storages(store: RunStore) -> list[str]:
     """Where ``ablate tune`` keeps its Optuna studies: the runs database itself, or (several
-    workers on SQLite) the journal file next to it."""
-    urls = [store.url.render_as_string(hide_password=False)]
-    if store.url.get_backend_name() == "sqlite" and store.url.database:
-        path = Path(store.url.database)
-        journal = path.with_name(f"{path.stem}.optuna.journal")
-        if journal.is_file():
-            urls.append(str(journal))
-    return urls
+    workers on SQLite) the journal file ``ablate.tune.storage`` puts next to it."""
+    from ablate.tune.storage import journal_path
+
+    url = store.url.render_as_string(hide_password=False)
+    journal = journal_path(store.url)
+    return [url, str(journal)] if journal is not None and journal.is_file() else [url]
 
 
 def _dataset(rows: list[VariantRow]) -> str:

@@ -11,9 +11,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ablate.report import fmt
 from ablate.report.build import Report
 from ablate.report.stats import GAME_METRICS
-from ablate.report.table import HEADERS
+from ablate.report.table import header
 
 LOSS_PREFIX = "loss"
 VAL_KEYS = tuple(f"val_{m}" for m in GAME_METRICS)
@@ -52,9 +53,10 @@ def game_bars(report: Report) -> str:
     for i, m in enumerate(GAME_METRICS):
         color = f"C{i}"
         ax.bar(x + (i - 1.5) * width, variants[f"{m}_mean"], width,
-               yerr=variants[f"{m}_std"].fillna(0), capsize=2, color=color, label=HEADERS[m])
-        ax.axhline(table.at[report.reference, f"{m}_mean"], color=color, linestyle="--",
-                   linewidth=1)
+               yerr=variants[f"{m}_std"].fillna(0), capsize=2, color=color, label=header(m))
+        level = table.at[report.reference, f"{m}_mean"]
+        if not fmt.missing(level):  # a baseline may not publish every level
+            ax.axhline(level, color=color, linestyle="--", linewidth=1)
     ax.set_xticks(x, [plain(k) for k in variants.index])
     ax.set_ylabel(f"{report.split} error (lower is better)")
     ax.set_title(f"GAME per variant; dashed: {plain(report.reference)}", fontsize=10)
@@ -77,7 +79,7 @@ def curves(key: str, runs: list[tuple[int, list[dict[str, Any]]]]) -> str | None
                         label=name if seed == runs[0][0] else None)
         for i, name in enumerate(VAL_KEYS):
             vals.plot(x, _series(epochs, name), style, marker=".", color=f"C{i}",
-                      label=HEADERS[name[4:]] if seed == runs[0][0] else None)
+                      label=header(name.removeprefix("val_")) if seed == runs[0][0] else None)
     losses.set_yscale("log")
     losses.set_title(f"{plain(key)}: training loss terms", fontsize=10)
     vals.set_title(f"{plain(key)}: val GAME (seeds: {', '.join(str(s) for s, _ in runs)})",

@@ -11,11 +11,12 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from ablate.errors import AblateError
+from ablate.errors import AblateError, UsageError
+from ablate.paths import safe_name
 from ablate.report import charts, fmt
 from ablate.report.build import Report
 from ablate.report.stats import GAME_METRICS
-from ablate.report.table import HEADERS, METRICS, SWITCH_HEADERS, SWITCHES
+from ablate.report.table import SWITCH_HEADERS, SWITCHES, header
 
 FORMATS = {"html": "html", "latex": "tex", "markdown": "md", "csv": "csv"}
 TEMPLATES = {"html": "report.html.j2", "latex": "report.tex.j2", "markdown": "report.md.j2"}
@@ -24,7 +25,7 @@ TEMPLATES = {"html": "report.html.j2", "latex": "report.tex.j2", "markdown": "re
 def render_report(report: Report, format: str = "html") -> str:
     """The report as text in ``format`` (html, latex, markdown or csv)."""
     if format not in FORMATS:
-        raise AblateError(f"--format {format!r} is not valid; choose one of {', '.join(FORMATS)}")
+        raise UsageError(f"--format {format!r} is not valid; choose one of {', '.join(FORMATS)}")
     if format == "csv":
         return flat_frame(report).to_csv(index=False, float_format="%.6g")
     context = view(report)
@@ -46,8 +47,8 @@ def write_report(report: Report, format: str = "html", out: str | Path | None = 
 
 
 def default_path(study: str, format: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", study).strip("._") or "study"
-    return Path("reports") / f"{slug}.{FORMATS.get(format, format)}"
+    """``reports/<study>.<ext>``; the study name is made one inert file name first."""
+    return Path("reports") / f"{safe_name(study, 'study')}.{FORMATS.get(format, format)}"
 
 
 def view(report: Report) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def view(report: Report) -> dict[str, Any]:
     for key, r in table.iterrows():
         cells = [{"mean": r[f"{m}_mean"], "std": r[f"{m}_std"], "d_ref": r[f"{m}_d_ref"],
                   "d_parent": r[f"{m}_d_parent"], "best": bool(r[f"{m}_best"]),
-                  "beats": bool(r[f"{m}_beats_ref"])} for m in METRICS]
+                  "beats": bool(r[f"{m}_beats_ref"])} for m in report.metrics]
         parent = None if fmt.missing(r["parent"]) else r["parent"]
         rows.append({"key": key, "label": r["label"], "kind": r["kind"], "parent": parent,
                      "n": int(r["n"]), "source": r["source"], "cells": cells,
@@ -68,13 +69,13 @@ def view(report: Report) -> dict[str, Any]:
         "report": report,
         "title": f"{report.study}: results against {report.reference}",
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "metric_headers": [HEADERS[m] for m in METRICS],
+        "metric_headers": [header(m) for m in report.metrics],
         "switch_headers": [SWITCH_HEADERS[s] for s in SWITCHES],
         "baseline_rows": [row for row in rows if row["kind"] == "baseline"],
         "variant_rows": [row for row in rows if row["kind"] != "baseline"],
-        "sig_header": HEADERS[report.sig_metric],
+        "sig_header": header(report.sig_metric),
         "sig_rows": _sig_rows(report),
-        "game_headers": [HEADERS[m] for m in GAME_METRICS],
+        "game_headers": [header(m) for m in GAME_METRICS],
         "label_slug": re.sub(r"[^A-Za-z0-9]+", "-", report.study).strip("-") or "study",
     }
 

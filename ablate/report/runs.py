@@ -3,17 +3,16 @@ with its seeds, then tuned runs as rows of their own, each knowing its parent in
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ablate.db import Run, RunStore
-from ablate.errors import AblateError
+from ablate.errors import StudyError
 from ablate.study import Study, load_study
+from model.metrics import GAME_LEVELS
 
-STUDY_DIRS = (Path("studies"), Path(__file__).resolve().parents[2] / "studies")
 TUNED_SUFFIXES = ("-tune", "-best")
 
 
@@ -35,38 +34,33 @@ class VariantRow:
         return self.key
 
 
-def resolve_study(store: RunStore, study: str | None) -> tuple[str, Study | None]:
-    """The study's name in the database and, when one can be found, its file (for the variant
-    order, labels and the ``base`` chain). ``study`` is a name, a study file, or None when the
-    database holds exactly one study."""
+def resolve_study(store: RunStore, study: str | None) -> tuple[str, Study | None, list[str]]:
+    """The study's name in the database, its definition (variant order, labels, the ``base``
+    chain) and notes. ``study`` is a study file (its definition is used), a name (the
+    definition recorded in the database), or None when the database holds exactly one study."""
     if study is not None and (study.endswith(".toml") or Path(study).is_file()):
         loaded = load_study(study)
-        return loaded.name, loaded
+        return loaded.name, loaded, []
     if study is None:
-        names = sorted({run.study for run in store.list_runs()})
+        names = store.study_names()
         if not names:
-            raise AblateError(f"{store.display_url} holds no runs; run a study first: "
-                              "ablate study run studies/demo.toml --seeds 3")
+            raise StudyError(f"{store.display_url} holds no runs; run a study first: "
+                             "ablate study run studies/demo.toml --seeds 3")
         if len(names) > 1:
-            raise AblateError(f"{store.display_url} holds several studies ({', '.join(names)}); "
-                              f"name one: ablate report {names[0]}")
+            raise StudyError(f"{store.display_url} holds several studies ({', '.join(names)}); "
+                             f"name one: ablate report {names[0]}")
         study = names[0]
-    return study, find_study_file(study)
-
-
-def find_study_file(name: str) -> Study | None:
-    """The study file in ./studies or the project's studies/ whose [study] name is ``name``."""
-    seen: set[Path] = set()
-    for folder in STUDY_DIRS:
-        for path in sorted(folder.glob("*.toml")):
-            if path.resolve() in seen or path.name == "baselines.toml":
-                continue
-            seen.add(path.resolve())
-            with contextlib.suppress(AblateError, ValueError, OSError):
-                loaded = load_study(path)
-                if loaded.name == name:
-                    return loaded
-    return None
+    store.check_study(study)
+    record = store.study_record(study)
+    if record is not None:
+        return study, Study.from_record(record), []
+    if not store.list_runs(study):
+        return study, None, []  # variant_rows says there is nothing to report
+    return study, None, [
+        f"the definition of study {study!r} is not recorded in {store.display_url} (its runs "
+        "were made before ablate recorded it): variants are in the order their runs were "
+        "created and each is compared with the one before; rerun `ablate study run FILE` "
+        "to record it (its done runs are skipped, nothing is trained again)"]
 
 
 def variant_rows(store: RunStore, name: str, study: Study | None,
@@ -79,7 +73,7 @@ def variant_rows(store: RunStore, name: str, study: Study | None,
         where = study.path if study is not None else f"studies/{name}.toml"
         others = Counter(run.status for run in runs)
         have = f" ({', '.join(f'{n} {s}' for s, n in sorted(others.items()))})" if runs else ""
-        raise AblateError(f"study {name!r} has no done runs in {store.display_url}{have}; "
+        raise StudyError(f"study {name!r} has no done runs in {store.display_url}{have}; "
                           f"run it with: ablate study run {where} --seeds 3")
     buckets: dict[str, list[Run]] = defaultdict(list)
     for run in done:
@@ -129,10 +123,9 @@ def _best_trial(trials: list[Run]) -> Run:
     """Chosen on val, never on test: the trial a tuner would report."""
     def score(run: Run) -> float:
         metric = run.config["train"]["select_metric"]
-        val = run.metrics("val")
-        value = sum(val[f"game{k}"] or 0.0 for k in range(4)) if metric == "game_sum" else val[
-            metric]
-        return float("inf") if value is None else value
+        names = [f"game{level}" for level in GAME_LEVELS] if metric == "game_sum" else [metric]
+        values = [run.metric("val", name) for name in names]
+        return float("inf") if None in values else sum(values)
     return min(trials, key=lambda run: (score(run), run.id))
 
 

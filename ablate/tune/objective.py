@@ -2,18 +2,16 @@
 
 The trial's params are config overrides of the tuned variant, recorded under the variant
 ``<variant>-tune`` (``G-tune``) of the study, so reports and plots read tuned runs exactly as
-ablation runs; ``RunStore.set_trial`` links each run to its Optuna study and trial number.
-The val objective is reported every evaluated epoch, and a pruner's verdict stops the run
-through ``ablate.runner.Pruned``. Test metrics are computed by the trainer as for any run, but
-the objective never reads them.
+ablation runs; ``RunStore.set_trial`` links each run to its Optuna study and trial number as
+soon as it is claimed. The val objective is reported every evaluated epoch, and a pruner's
+verdict stops the run through ``ablate.pipeline.Pruned``. Test metrics are computed by the
+trainer as for any run, but the objective never reads them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +20,23 @@ import optuna
 
 from ablate.db import RunStore
 from ablate.db.host import hostname
-from ablate.errors import AblateError
-from ablate.runner import Pruned, Reporter, RunOutcome, SplitsCache, run_one
+from ablate.errors import StudyError
+from ablate.paths import inside
+from ablate.pipeline import (
+    Chain,
+    Hooks,
+    Pruned,
+    Reporter,
+    RunOutcome,
+    RunSpec,
+    SplitsCache,
+    execute,
+    make_spec,
+    plan,
+)
 from ablate.study import Study, Variant
-from ablate.tune.space import OBJECTIVE_METRICS, TuneSpec
+from ablate.tune.options import TuneOptions
+from ablate.tune.space import TuneSpec, objective_metrics
 
 TUNE_SUFFIX = "-tune"  # variant name of the trials' runs: G -> G-tune
 BEST_SUFFIX = "-best"  # variant name of the --confirm-seeds runs: G -> G-best
@@ -39,14 +50,38 @@ class TrialFailed(Exception):
 def with_variant(study: Study, base: str, name: str, label: str) -> Study:
     """``study`` plus a variant ``name`` that is ``base`` under another name."""
     if name in study.variants:
-        raise AblateError(f"{study.path}: variant {name!r} is reserved for ablate tune; rename it")
+        raise StudyError(f"{study.path}: variant {name!r} is reserved for ablate tune; rename it")
     parent = study.variant(base)
     variant = Variant(name, label, base, dict(parent.overrides), {})
     return dataclasses.replace(study, variants={**study.variants, name: variant})
 
 
-def metrics_of(source: Callable[[str], float | None]) -> dict[str, float | None]:
-    return {metric: source(metric) for metric in OBJECTIVE_METRICS}
+def val_metrics(source: dict[str, Any]) -> dict[str, float | None]:
+    """``game0``.. from a row keyed ``val_game0``.. (an epoch row, or ``Run.as_dict()``)."""
+    return {metric: source.get(f"val_{metric}") for metric in objective_metrics()}
+
+
+class TrialHooks(Hooks):
+    """Tag the claimed run with its trial; report the val objective every epoch and stop
+    the run when the pruner says so."""
+
+    def __init__(self, store: RunStore, trial: optuna.Trial, tune_study: str, spec: TuneSpec,
+                 params: dict[str, Any]) -> None:
+        self.store, self.trial, self.tune_study = store, trial, tune_study
+        self.spec, self.params = spec, params
+
+    def on_claimed(self, spec: RunSpec, outcome: RunOutcome) -> None:
+        # Tagged before training, so a run killed mid-training still names its trial.
+        self.store.set_trial(outcome.run_id, self.tune_study, self.trial.number, self.params)
+        self.trial.set_user_attr("run_id", outcome.run_id)
+
+    def on_epoch(self, epoch: int, row: dict[str, float]) -> None:
+        values = self.spec.values(val_metrics(row))
+        if values is None or self.spec.multi:  # Optuna cannot prune multi-objective
+            return
+        self.trial.report(values[0], epoch)
+        if self.trial.should_prune():
+            raise Pruned(f"val {self.spec.label} {values[0]:.4g} at epoch {epoch}")
 
 
 @dataclass
@@ -73,36 +108,18 @@ class Objective:
         trial.set_user_attr("host", hostname())
         trial.set_user_attr("pid", os.getpid())
         trial.set_user_attr("trial", trial.number)
-
-        def tag(run_id: int) -> None:
-            self.store.set_trial(run_id, self.tune_study, trial.number, params)
-            trial.set_user_attr("run_id", run_id)
-
-        # force: a trial that samples params already trained gets a run of its own.
-        outcome = run_one(_TaggingStore(self.store, tag), self._study, self.variant, TRIAL_SEED,
-                          {**self.extra, **params}, self.save_root, force=True,
-                          reporter=self.reporter, splits=self.splits,
-                          exact_save_dir=self._save_dir(trial, params),
-                          on_epoch=self._on_epoch(trial))
+        hooks = Chain(TrialHooks(self.store, trial, self.tune_study, self.spec, params),
+                      self.reporter)
+        outcome = execute(self.store, self.trial_spec(trial.number, params), hooks, self.splits)
         return self._result(trial, outcome)
 
-    def _save_dir(self, trial: optuna.Trial, params: dict[str, Any]) -> Path:
-        """runs/<study>/<tune study>/trial-0007-<config hash>: never another config's dir."""
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.tune_study)
-        cfg = self._study.config(self.variant, TRIAL_SEED, {**self.extra, **params})
-        name = f"trial-{trial.number:04d}-{cfg.config_hash()}"
-        return self.save_root / self.study.name / safe / name
-
-    def _on_epoch(self, trial: optuna.Trial) -> Callable[[int, dict[str, float]], None]:
-        def report(epoch: int, row: dict[str, float]) -> None:
-            values = self.spec.values(metrics_of(lambda m: row.get(f"val_{m}")))
-            if values is None or self.spec.multi:  # Optuna cannot prune multi-objective
-                return
-            trial.report(values[0], epoch)
-            if trial.should_prune():
-                raise Pruned(f"val {self.spec.label} {values[0]:.4g} at epoch {epoch}")
-
-        return report
+    def trial_spec(self, number: int, params: dict[str, Any]) -> RunSpec:
+        """runs/<study>/<tune study>/trial-0007-<config hash>: never another config's folder.
+        Forced: a trial that samples params already trained gets a run of its own."""
+        config = self._study.config(self.variant, TRIAL_SEED, {**self.extra, **params})
+        folder = inside(self.save_root, self.study.name, self.tune_study,
+                        f"trial-{number:04d}-{config.config_hash()}")
+        return make_spec(self._study, self.variant, TRIAL_SEED, config, folder, force=True)
 
     def _result(self, trial: optuna.Trial, outcome: RunOutcome) -> float | list[float]:
         if outcome.status == "pruned":
@@ -110,43 +127,32 @@ class Objective:
         error = None
         if outcome.status == "failed":
             error = f"run {outcome.run_id} failed: {outcome.error}"
-        elif outcome.status != "done" or outcome.action.startswith("skip"):
+        elif not outcome.trained:
             error = f"run {outcome.run_id} with the same config is busy in another worker"
         else:
-            run = self.store.get_run(outcome.run_id)
-            values = self.spec.values(metrics_of(lambda m: getattr(run, f"val_{m}")))
+            values = self.spec.values(val_metrics(self.store.get_run(outcome.run_id).as_dict()))
             if values is not None:
                 return values if self.spec.multi else values[0]
-            error = f"run {run.id} has no finite val {self.spec.label}"
+            error = f"run {outcome.run_id} has no finite val {self.spec.label}"
         trial.set_user_attr("error", error)
         raise TrialFailed(error)
 
 
-class _TaggingStore:
-    """The runs store, except that a claimed run is tagged with its trial before it trains,
-    so a run killed mid-training still names its trial."""
-
-    def __init__(self, store: RunStore, tag: Callable[[int], None]) -> None:
-        self._store, self._tag = store, tag
-
-    def claim(self, *args: Any, **kwargs: Any):
-        result = self._store.claim(*args, **kwargs)
-        if result.claimed:
-            self._tag(result.run.id)
-        return result
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
 def confirm_best(store: RunStore, study: Study, spec: TuneSpec, tune_study: str,
-                 params: dict[str, Any], extra: dict[str, Any], seeds: int, save_root: Path,
+                 params: dict[str, Any], options: TuneOptions,
                  reporter: Reporter | None = None) -> list[RunOutcome]:
-    """Retrain the best params with seeds 0..seeds-1 as normal runs (val-selected, tested),
-    recorded as the variant ``<variant>-best``; already done seeds are skipped."""
+    """Retrain the best params with seeds 0..N-1 (``options.confirm_seeds``) as normal runs
+    (val-selected, tested), recorded as the variant ``<variant>-best``; already done seeds
+    are skipped, their test metrics read back from the database."""
     name = spec.variant + BEST_SUFFIX
     label = f"{study.variants[spec.variant].label} (best of {tune_study})"
     confirmed = with_variant(study, spec.variant, name, label)
+    specs = plan(confirmed, [name], list(range(options.confirm_seeds)),
+                 {**options.extra, **params}, options.save_root)
     cache = SplitsCache()
-    return [run_one(store, confirmed, name, seed, {**extra, **params}, save_root,
-                    reporter=reporter, splits=cache) for seed in range(seeds)]
+    outcomes = [execute(store, run, reporter, cache) for run in specs]
+    for outcome in outcomes:
+        if outcome.status == "done" and not outcome.test:
+            row = store.get_run(outcome.run_id).as_dict()
+            outcome.test = {m: row.get(m) for m in objective_metrics()}
+    return outcomes

@@ -6,9 +6,9 @@ from __future__ import annotations
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ablate.runner import Reporter
+from ablate.pipeline import RunOutcome, RunSpec
+from ablate.progress import EpochBars, bars
 
 
 def trial_line(trial: FrozenTrial, objective: str) -> str:
@@ -23,36 +23,16 @@ def trial_line(trial: FrozenTrial, objective: str) -> str:
     return f"trial {trial.number} {trial.state.name.lower()}: {error}"
 
 
-class TrialProgress(Reporter):
+class TrialProgress(EpochBars):
     """Progress of ``total`` trials; without bars (``--quiet``) only the trial lines."""
 
-    def __init__(self, total: int, objective: str, console: Console, bars: bool = True) -> None:
+    def __init__(self, total: int, objective: str, console: Console, bars_on: bool = True) -> None:
+        super().__init__(bars(console, bars_on))
         self.objective, self.console = objective, console
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-            console=console, disable=not bars,
-        )
         self.trials = self.progress.add_task("trials", total=total, status="")
-        self.epochs = None
 
-    def __enter__(self) -> TrialProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def run_started(self, variant: str, seed: int, action: str, epochs: int) -> None:
-        if self.epochs is not None:
-            self.progress.remove_task(self.epochs)
-        self.epochs = self.progress.add_task("epochs", total=epochs, status="")
-
-    def epoch_done(self, epoch: int, row: dict[str, float]) -> None:
-        status = f"loss {row['loss']:.4g}" if "loss" in row else ""
-        if "val_game3" in row:
-            status += f"  val GAME0 {row['val_game0']:.2f}  GAME3 {row['val_game3']:.2f}"
-        self.progress.update(self.epochs, completed=epoch + 1, status=status)
+    def describe(self, spec: RunSpec, outcome: RunOutcome) -> str:
+        return "epochs"
 
     def trial_done(self, trial: FrozenTrial) -> None:
         self.progress.advance(self.trials)

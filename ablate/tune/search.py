@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from ablate.db import RunStore
-from ablate.errors import AblateError
+from ablate.errors import UsageError
 from ablate.study import Study
 from ablate.tune.objective import Objective, TrialFailed
 from ablate.tune.space import TuneSpec
@@ -33,17 +33,17 @@ class Strategy:
     @classmethod
     def choose(cls, spec: TuneSpec, sampler: str | None, pruner: str | None) -> Strategy:
         if sampler is not None and sampler not in SAMPLERS:
-            raise AblateError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+            raise UsageError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
         if pruner is not None and pruner not in PRUNERS:
-            raise AblateError(f"unknown pruner {pruner!r}; valid: {', '.join(PRUNERS)}")
+            raise UsageError(f"unknown pruner {pruner!r}; valid: {', '.join(PRUNERS)}")
         if spec.multi and pruner not in (None, "none"):
-            raise AblateError(f"multi-objective search ({spec.label}) cannot prune; "
+            raise UsageError(f"multi-objective search ({spec.label}) cannot prune; "
                               f"drop --pruner {pruner} or give --pruner none")
         if spec.multi and sampler == "cmaes":
-            raise AblateError("--sampler cmaes is single-objective; the multi-objective search "
+            raise UsageError("--sampler cmaes is single-objective; the multi-objective search "
                               f"({spec.label}) uses NSGA-II, or give --sampler tpe|random")
         if sampler == "cmaes" and importlib.util.find_spec("cmaes") is None:
-            raise AblateError("--sampler cmaes needs the cmaes package: pip install cmaes")
+            raise UsageError("--sampler cmaes needs the cmaes package: pip install cmaes")
         default_sampler = "nsga2" if spec.multi else "tpe"
         default_pruner = "none" if spec.multi else "median"
         return cls(sampler or default_sampler, pruner or default_pruner)
@@ -83,7 +83,7 @@ def create_or_load(storage: optuna.storages.BaseStorage, name: str, spec: TuneSp
     if found is None:
         study.set_user_attr(OBJECTIVE_ATTR, wanted)
     elif found != wanted:
-        raise AblateError(f"Optuna study {name!r} exists and optimizes {found['objective']} "
+        raise UsageError(f"Optuna study {name!r} exists and optimizes {found['objective']} "
                           f"({', '.join(found['directions'])}), not {spec.label}; "
                           "give another --study-name")
     return study

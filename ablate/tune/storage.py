@@ -29,12 +29,13 @@ from sqlalchemy.engine import URL
 from ablate.db import RunStore, is_stale
 from ablate.db.connect import first_line, hide_password, resolve_url
 from ablate.db.host import hostname, pid_alive
-from ablate.errors import AblateError
+from ablate.errors import AblateError, DatabaseError, UsageError
 
 HEARTBEAT_S = 60  # how often a running trial says it is alive
 GRACE_S = 180  # silence after which it is failed (and retried)
 MAX_RETRY = 2  # retries of a trial whose worker died
 JOURNAL_SUFFIXES = (".journal", ".log")
+JOURNAL_SUFFIX = ".optuna.journal"  # of the journal next to a runs database
 SQLITE_TIMEOUT_S = 30  # wait out another worker's write instead of failing "database is locked"
 PG_CONNECT_TIMEOUT_S = 10
 
@@ -59,16 +60,26 @@ def resolve_storage(storage: str | None, db: str | None, n_workers: int = 1) -> 
         try:
             return StorageTarget("rdb", _render(resolve_url(storage)))
         except AblateError as exc:  # resolve_url speaks of "database": say which one
-            raise AblateError(str(exc).replace("cannot open database",
+            raise type(exc)(str(exc).replace("cannot open database",
                                                "cannot open Optuna storage", 1)) from None
     db_url = resolve_url(db)
     if n_workers > 1 and db_url.get_backend_name() == "sqlite":
-        if db_url.database in (None, "", ":memory:"):
-            raise AblateError("--n-workers needs a runs database file or --storage; "
-                              "an in-memory database is not shared between processes")
-        path = Path(db_url.database)
-        return StorageTarget("journal", str(path.with_name(f"{path.stem}.optuna.journal")))
+        journal = journal_path(db_url)
+        if journal is None:
+            raise UsageError("--n-workers needs a runs database file or --storage; "
+                             "an in-memory database is not shared between processes")
+        return StorageTarget("journal", str(journal))
     return StorageTarget("rdb", _render(db_url))
+
+
+def journal_path(db: str | URL | None) -> Path | None:
+    """The journal file ``ablate tune --n-workers`` keeps next to a SQLite runs database
+    (``runs.db`` -> ``runs.optuna.journal``); None for an in-memory or server database."""
+    url = db if isinstance(db, URL) else resolve_url(db)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    return path.with_name(f"{path.stem}{JOURNAL_SUFFIX}")
 
 
 def open_storage(target: StorageTarget, heartbeat: bool = True) -> optuna.storages.BaseStorage:
@@ -82,7 +93,8 @@ def open_storage(target: StorageTarget, heartbeat: bool = True) -> optuna.storag
     except AblateError:
         raise
     except Exception as exc:  # the driver's, SQLAlchemy's or the file system's reason
-        raise AblateError(f"cannot open Optuna storage {target.shown}: {first_line(exc)}") from None
+        raise DatabaseError(
+            f"cannot open Optuna storage {target.shown}: {first_line(exc)}") from None
 
 
 def fail_dead_trials(study: optuna.Study, store: RunStore, stale_after: float = 120.0) -> list[int]:
@@ -127,7 +139,7 @@ def _worker_gone(trial: optuna.trial.FrozenTrial, store: RunStore, stale_after: 
 
 def _open_journal(path: Path) -> JournalStorage:
     if not path.parent.is_dir():
-        raise AblateError(f"cannot open Optuna storage {path}: directory {path.parent} "
+        raise DatabaseError(f"cannot open Optuna storage {path}: directory {path.parent} "
                           "does not exist")
     return JournalStorage(JournalFileBackend(str(path)))
 

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
-from ablate.errors import AblateError
+from ablate.errors import DatabaseError
 from ablate.tune.search import OBJECTIVE_ATTR
 from ablate.tune.storage import open_storage, resolve_storage
 
@@ -35,7 +35,7 @@ def tune_summary(storage_url: str, study_name: str) -> dict[str, Any]:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
-        raise AblateError(f"no Optuna study {study_name!r} in {target.shown} "
+        raise DatabaseError(f"no Optuna study {study_name!r} in {target.shown} "
                           f"(studies there: {names})") from None
     return summarize(study)
 

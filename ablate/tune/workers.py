@@ -1,24 +1,26 @@
-"""``--n-workers K``: K ``ablate tune`` processes on one machine sharing one storage.
+"""``--n-workers K``: K worker processes on one machine sharing one storage.
 
-Each worker is the same command with ``--n-workers 1`` and its share of the trials, so the
-total is exactly what was asked. With several GPUs visible each worker gets one
-(``CUDA_VISIBLE_DEVICES``), round robin. The parent only waits, printing each trial as the
-storage shows it finished.
+Each worker gets a job (the study and its tune options, as JSON in a private temporary file)
+with its share of the trials, so the total is exactly what was asked. With several GPUs
+visible each worker gets one (``CUDA_VISIBLE_DEVICES``), round robin. The parent only waits,
+printing each trial as the storage shows it finished.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
-WORKER_ENTRY = "from ablate.cli import main; main()"
 POLL_S = 1.0
 
 
@@ -41,14 +43,21 @@ def gpu_slots(n_workers: int) -> list[str | None]:
     return [ids[i % len(ids)] for i in range(n_workers)]
 
 
-def worker_command(study_file: Path, args: list[str], n_trials: int) -> list[str]:
-    return [sys.executable, "-c", WORKER_ENTRY, "tune", str(study_file.resolve()), *args,
-            "--n-workers", "1", "--n-trials", str(n_trials)]
-
-
-def run_workers(commands: list[list[str]], study: optuna.Study,
+def run_workers(jobs: list[dict[str, Any]], entry: str, study: optuna.Study,
                 on_trial: Callable[[FrozenTrial], None]) -> list[int]:
-    """Start the workers, report each trial they finish, return their exit codes."""
+    """Start one ``python -c entry JOB.json`` per job, report each trial they finish, return
+    their exit codes."""
+    with tempfile.TemporaryDirectory(prefix="ablate-tune-") as folder:
+        commands = []
+        for i, job in enumerate(jobs):
+            path = Path(folder) / f"worker{i}.json"  # may hold a database password: private
+            path.write_text(json.dumps(job))
+            commands.append([sys.executable, "-c", entry, str(path)])
+        return _supervise(commands, study, on_trial)
+
+
+def _supervise(commands: list[list[str]], study: optuna.Study,
+               on_trial: Callable[[FrozenTrial], None]) -> list[int]:
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     procs = []
     for command, gpu in zip(commands, gpu_slots(len(commands)), strict=True):

@@ -71,7 +71,7 @@ def write_pictures(store: RunStore, run_id: int, out: str | Path | None = None,
                                                         cfg.moving, cfg.reference))
             if inf.offsets is not None:
                 result.written.append(plots.offset_quiver(inf, folder / f"{stem}_offsets.png",
-                                                          cfg.offset_mode))
+                                                          cfg.aligner_name))
             result.written.append(plots.density_overlay(inf, folder / f"{stem}_density.png"))
             result.written.append(plots.cell_grids(inf, folder / f"{stem}_cells.png"))
         _curves(store, loaded.run, folder, result)

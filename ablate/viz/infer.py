@@ -10,16 +10,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ablate.db import Run, RunStore
 from ablate.errors import AblateError
 from model.config import RunConfig
 from model.data import PairSet, Sample, Splits, eval_batches, load_splits, normalize
 from model.engine import checkpoint
+from model.engine.evaluate import pad_to
 from model.layers.stn import theta_translation_px
 from model.metrics import game_per_image, upsample_density
-from model.network import RGBTCounter, build_model
+from model.network import RGBTCounter
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Inference:
     stn_shift_px: tuple[float, float] | None  # the STN's translation (dx, dy) in pixels
     density: np.ndarray  # (h, w) the network's output at stride r
     density_full: np.ndarray  # (H, W) resized as the protocol does (sums to the count)
-    offsets: np.ndarray | None  # (2, h', w') mean (dx, dy) in feature pixels (None: off)
+    offsets: np.ndarray | None  # (2, h', w') the aligner's (dx, dy) in feature pixels (None: off)
     offset_stride: int  # input pixels per feature pixel of the offset field
     points: np.ndarray  # (N, 2) ground truth (x, y) in the thermal frame
     game: dict[str, Any]  # game_per_image: game0..3, counts, signed cell errors
@@ -68,14 +68,8 @@ def checkpoint_path(store: RunStore, run: Run) -> Path:
 def load_run(store: RunStore, run_id: int) -> LoadedRun:
     run = store.get_run(run_id)
     path = checkpoint_path(store, run)
-    state = checkpoint.load(path)
-    if "model" not in state or "config" not in state:
-        raise AblateError(f"{path} is not an ablate checkpoint (no model or config inside)")
-    cfg = RunConfig.from_dict(state["config"])
-    # The checkpoint holds every weight: no ImageNet file is needed to rebuild the network.
-    net = build_model(dataclasses.replace(cfg.model, pretrained=None))
-    net.load_state_dict(state["model"])
-    return LoadedRun(run, cfg, net.eval(), path, int(state.get("epoch", -1)))
+    loaded = checkpoint.load_model(path)
+    return LoadedRun(run, loaded.config, loaded.net, path, loaded.epoch)
 
 
 def load_pairs(cfg: RunConfig, split: str, data_path: str | None) -> tuple[PairSet, Splits]:
@@ -95,13 +89,13 @@ def infer(loaded: LoadedRun, pairs: PairSet, splits: Splits, n_images: int) -> l
             break
         normed = normalize(batch, splits.stats)
         h, w = batch.image_size
-        rgb, thermal = _pad(normed.rgb, ratio), _pad(normed.thermal, ratio)
+        rgb, thermal = pad_to(normed.rgb, ratio), pad_to(normed.thermal, ratio)
         result = net(rgb, thermal)
         density = result.density.float()[0, 0, : -(-h // ratio), : -(-w // ratio)]
         ref, mov = (sample.thermal, sample.rgb) if cfg.moving == "rgb" else (sample.rgb,
                                                                              sample.thermal)
         warped = shift = None
-        if result.moving_warped is not None:
+        if result.theta is not None:  # an STN that is off returns its input and no theta
             warped = _display(result.moving_warped[0, :, :h, :w])
             dx, dy = theta_translation_px(result.theta, rgb.shape[-2], rgb.shape[-1])[0].tolist()
             shift = (dx, dy)
@@ -109,16 +103,11 @@ def infer(loaded: LoadedRun, pairs: PairSet, splits: Splits, n_images: int) -> l
             sample=sample, reference=_display(ref), moving=_display(mov), warped=warped,
             stn_shift_px=shift, density=density.numpy(),
             density_full=upsample_density(density, (h, w)).numpy(),
-            offsets=_mean_offsets(result.offsets, cfg.offset_mode),
+            offsets=_first(result.displacement),
             offset_stride=stride, points=sample.points.numpy(),
             game=game_per_image(density, sample.points, (h, w)),
         ))
     return out
-
-
-def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    return F.pad(x, (0, -w % multiple, 0, -h % multiple))
 
 
 def _display(image: torch.Tensor) -> np.ndarray:
@@ -130,12 +119,6 @@ def _display(image: torch.Tensor) -> np.ndarray:
     return x.permute(1, 2, 0).numpy()
 
 
-def _mean_offsets(offsets: torch.Tensor | None, mode: str) -> np.ndarray | None:
-    """(dx, dy) per feature pixel: the flow itself, or a deformable conv's taps averaged
-    (torchvision orders each tap's offset as (dy, dx))."""
-    if offsets is None:
-        return None
-    o = offsets[0].float()
-    if mode == "deform":
-        o = torch.stack([o[1::2].mean(0), o[0::2].mean(0)])
-    return o.numpy()
+def _first(displacement: torch.Tensor | None) -> np.ndarray | None:
+    """The first image's (2, h, w) (dx, dy) field, whichever aligner produced it."""
+    return None if displacement is None else displacement[0].float().numpy()

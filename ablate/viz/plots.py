@@ -59,8 +59,9 @@ def stn_overlay(inf: Inference, path: Path, moving_name: str, reference_name: st
     return _save(fig, path)
 
 
-def offset_quiver(inf: Inference, path: Path, mode: str) -> Path:
-    flow = inf.offsets  # (2, h, w) in feature pixels
+def offset_quiver(inf: Inference, path: Path, aligner: str = "") -> Path:
+    """The displacement field as arrows and magnitude; ``aligner`` only labels the title."""
+    flow = inf.offsets  # (2, h, w) as (dx, dy) in feature pixels, from any aligner
     _, h, w = flow.shape
     height, width = inf.reference.shape[:2]
     step = max(1, int(math.ceil(max(h, w) / 32)))  # at most ~32 arrows per side
@@ -79,7 +80,7 @@ def offset_quiver(inf: Inference, path: Path, mode: str) -> Path:
     left.set_xlim(0, width)
     left.set_ylim(height, 0)
     scale = "to scale" if gain == 1 else f"magnified x{gain:.3g}"
-    left.set_title(f"{mode} offsets on the reference ({scale})", fontsize=9)
+    left.set_title(f"{aligner} displacement on the reference ({scale})".lstrip(), fontsize=9)
     left.axis("off")
     shown = right.imshow(magnitude, cmap="viridis", extent=(0, width, height, 0))
     fig.colorbar(shown, ax=right, label="|offset| in input px")

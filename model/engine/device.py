@@ -9,15 +9,16 @@ import numpy as np
 import torch
 
 from model.config import TrainConfig
+from model.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but CUDA is not available on this machine")
+        raise ConfigError("device='cuda' was requested but CUDA is not available on this machine")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"device={name!r} is not valid; choose one of auto, cpu, cuda")
+        raise ConfigError(f"device={name!r} is not valid; choose one of auto, cpu, cuda")
     return torch.device(name)
 
 

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from model.config import RunConfig, TrainConfig
+from model.config import TrainConfig
 from model.data import NormStats, PairSet, eval_batches, load_splits, normalize
 from model.engine import checkpoint
 from model.engine.device import autocast, resolve_device
+from model.errors import ConfigError
 from model.metrics import MetricAccumulator, point_map
-from model.network import build_model
+
+SPLITS = ("train", "val", "test")
 
 
-def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Zero-pad bottom/right so the network's stride divides the image; labels are unaffected."""
     h, w = x.shape[-2:]
     return F.pad(x, (0, -w % multiple, 0, -h % multiple))
@@ -38,7 +40,7 @@ def evaluate(
     try:
         for batch in eval_batches(pairs, device=device):
             batch = normalize(batch, stats)
-            rgb, thermal = _pad_to(batch.rgb, ratio), _pad_to(batch.thermal, ratio)
+            rgb, thermal = pad_to(batch.rgb, ratio), pad_to(batch.thermal, ratio)
             with autocast(train_cfg or TrainConfig(), device):
                 density = net(rgb, thermal).density.float()
             h, w = batch.image_size
@@ -63,7 +65,7 @@ def oracle_check(
     rows show what a misregistration of that many pixels costs in GAME1-3 while GAME0 stays put.
     """
     if stride < 1:
-        raise ValueError(f"stride={stride} is not valid; it must be >= 1")
+        raise ConfigError(f"stride={stride} is not valid; it must be >= 1")
     rows = []
     for shift in shifts:
         acc = MetricAccumulator()
@@ -81,20 +83,16 @@ def oracle_check(
 
 
 def evaluate_checkpoint(
-    path: str,
+    path: str | Path,
     split: str = "test",
     overrides: dict[str, Any] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Evaluate a saved checkpoint on any split; ``overrides`` may move data_path or device."""
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split={split!r} is not valid; choose one of train, val, test")
-    state = checkpoint.load(path)
-    if "model" not in state or "config" not in state:
-        raise ValueError(f"{path} is not an ablate checkpoint (no model or config inside)")
-    cfg = RunConfig.from_dict(state["config"]).with_overrides(overrides or {})
+    """Evaluate a saved checkpoint on any split, with the network built from the config stored
+    in it; ``overrides`` may move data_path or device."""
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r} is not valid; choose one of {', '.join(SPLITS)}")
+    loaded = checkpoint.load_model(path, overrides)
+    cfg = loaded.config
     device = resolve_device(cfg.train.device)
-    # The checkpoint holds every weight: ImageNet files need not be present to evaluate it.
-    net = build_model(dataclasses.replace(cfg.model, pretrained=None))
-    net.load_state_dict(state["model"])
     splits = load_splits(cfg.data, cfg.model.thermal_channels)
-    return evaluate(net.to(device), getattr(splits, split), splits.stats, device, cfg.train)
+    return evaluate(loaded.net.to(device), getattr(splits, split), splits.stats, device, cfg.train)

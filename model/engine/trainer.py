@@ -20,6 +20,7 @@ from model.engine.evaluate import evaluate
 from model.engine.optim import build_optimizer, build_scheduler, local_count_scale, set_frozen
 from model.errors import TrainingError
 from model.losses import build_loss
+from model.metrics import GAME_LEVELS
 from model.network import RGBTCounter, build_model
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -37,7 +38,7 @@ class TrainResult:
 
 def _score(metrics: dict[str, float], name: str) -> float:
     if name == "game_sum":
-        return sum(metrics[f"game{k}"] for k in range(4))
+        return sum(metrics[f"game{level}"] for level in GAME_LEVELS)
     return metrics[name]
 
 
@@ -48,7 +49,6 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         seed_everything(cfg.train.seed)
         self.splits = splits or load_splits(cfg.data, cfg.model.thermal_channels)
-        self._check_crop()
         self.net: RGBTCounter = build_model(cfg.model).to(self.device)
         if self.device.type == "cuda" and cfg.train.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -59,13 +59,6 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.start_epoch, self.best_score, self.best_epoch = 0, math.inf, -1
         self.history: list[dict[str, float]] = []
-
-    def _check_crop(self) -> None:
-        r = self.cfg.model.downsample_ratio
-        if self.cfg.data.crop_size % r:
-            raise ValueError(
-                f"crop_size={self.cfg.data.crop_size} is not divisible by downsample_ratio={r}"
-            )
 
     # -- checkpoints ---------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
@@ -88,9 +81,12 @@ class Trainer:
         if not path.exists():
             return False
         state = checkpoint.load(path)
-        if state["config_hash"] != self.cfg.config_hash():
+        # Rehashed from the stored config, so a checkpoint written under an older definition
+        # of the hash still resumes.
+        stored = RunConfig.from_dict(state["config"]).config_hash()
+        if stored != self.cfg.config_hash():
             raise TrainingError(
-                f"{self.out_dir} holds a run of another config (hash {state['config_hash']}); "
+                f"{self.out_dir} holds a run of another config (hash {stored}); "
                 "use another --save-dir or delete it"
             )
         self.net.load_state_dict(state["model"])

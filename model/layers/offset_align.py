@@ -2,7 +2,12 @@
 onto the reference grid, either as a dense flow sampled with ``grid_sample`` ("flow") or as a
 deformable convolution (Dai et al., ICCV 2017; ``torchvision.ops.DeformConv2d``, "deform").
 
-Both are zero-initialised so the module is the identity at init.
+The aligner contract (every entry of the "aligner" registry): ``cls(channels)``, and
+``forward(reference, moving)`` returns ``(moving_aligned, displacement)`` where
+``displacement`` is None or a (B, 2, h, w) field of (dx, dy) in feature pixels: where each
+output pixel samples the moving features, relative to itself. The TV loss and the quiver plot
+read it without knowing which aligner made it. Both built-ins are zero-initialised, so they are
+the identity at init; "none" is the identity always.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import DeformConv2d
+
+from model.registry import register
 
 
 def _offset_net(channels: int, out: int) -> nn.Sequential:
@@ -40,6 +47,18 @@ def warp_by_flow(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
                          padding_mode="border", align_corners=False)
 
 
+@register("aligner", "none")
+class NoAlign(nn.Module):
+    """Off: the moving features unchanged, and no displacement to regularise or plot."""
+
+    def __init__(self, channels: int = 0) -> None:
+        super().__init__()
+
+    def forward(self, reference: torch.Tensor, moving: torch.Tensor):
+        return moving, None
+
+
+@register("aligner", "flow")
 class FlowAlign(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -50,6 +69,18 @@ class FlowAlign(nn.Module):
         return warp_by_flow(moving, flow), flow
 
 
+def tap_mean_displacement(offsets: torch.Tensor) -> torch.Tensor:
+    """(B, 2*k*k, h, w) DeformConv2d offsets -> (B, 2, h, w) mean (dx, dy) over the taps.
+
+    torchvision interleaves each kernel tap's offset as (dy, dx): channel 2*t is the row
+    offset of tap t and 2*t + 1 its column offset (``deform_conv2d``'s ``offset_h``/``offset_w``).
+    """
+    b, c, h, w = offsets.shape
+    per_tap = offsets.view(b, c // 2, 2, h, w).mean(dim=1)  # (B, 2, h, w) as (dy, dx)
+    return per_tap.flip(1)
+
+
+@register("aligner", "deform")
 class DeformAlign(nn.Module):
     def __init__(self, channels: int, kernel: int = 3) -> None:
         super().__init__()
@@ -63,12 +94,5 @@ class DeformAlign(nn.Module):
 
     def forward(self, reference: torch.Tensor, moving: torch.Tensor):
         offsets = self.offset(torch.cat([reference, moving], dim=1))  # (B, 2*k*k, h, w)
-        return self.deform(moving, offsets.to(moving.dtype)), offsets
-
-
-class NoAlign(nn.Module):
-    def forward(self, reference: torch.Tensor, moving: torch.Tensor):
-        return moving, None
-
-
-OFFSET_ALIGNERS = {"flow": FlowAlign, "deform": DeformAlign}
+        aligned = self.deform(moving, offsets.to(moving.dtype))
+        return aligned, tap_mean_displacement(offsets)  # (B, C, h, w), (B, 2, h, w)

@@ -3,6 +3,9 @@
 The localisation net sees the moving and the reference image together, since a shift between
 two images cannot be read from one of them alone. Identity-initialised: at init the warped
 image equals the input.
+
+An "stn" registry entry is built as ``cls(moving_channels, reference_channels)`` and called as
+``forward(moving, reference)`` -> ``(warped, theta)``; "none" returns its input and no theta.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.registry import register
+
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
+@register("stn", "affine")
 class AffineSTN(nn.Module):
     def __init__(self, moving_channels: int, reference_channels: int, width: int = 32) -> None:
         super().__init__()
@@ -38,7 +44,11 @@ class AffineSTN(nn.Module):
         return warped, theta  # (B, C, H, W), (B, 2, 3)
 
 
+@register("stn", "none")
 class NoSTN(nn.Module):
+    def __init__(self, moving_channels: int = 0, reference_channels: int = 0) -> None:
+        super().__init__()
+
     def forward(self, moving: torch.Tensor, reference: torch.Tensor):
         return moving, None
 

@@ -12,10 +12,16 @@ of the uncropped image (480 on RGBT-CC, so d = 72 where a 256 crop gives 38.4).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
+from model.registry import register
 from model.targets import inside_points
+
+if TYPE_CHECKING:
+    from model.config import LossConfig
 
 
 def _pixel_centres(size: int, extent: int, like: torch.Tensor) -> torch.Tensor:
@@ -72,3 +78,8 @@ class BayesianLoss(nn.Module):
             for i, p in enumerate(points)
         ]
         return torch.stack(losses).mean()
+
+
+@register("density_loss", "bayesian")
+def bayesian_density_loss(cfg: LossConfig) -> BayesianLoss:
+    return BayesianLoss(cfg.bayes_sigma, cfg.bayes_background_ratio)

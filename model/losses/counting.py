@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from model.config import LossConfig, ModelConfig
 from model.data.batch import Batch
-from model.losses.bayesian import BayesianLoss
 from model.losses.density import MSEDensityLoss
 from model.losses.local_count import local_count_loss
 from model.losses.regularisers import domain_loss, feature_l1, total_variation
 from model.output import ModelOutput
+from model.registry import lookup
 from model.targets import target_like
 
-DENSITY_LOSSES: dict[str, Callable[[LossConfig], nn.Module]] = {
-    "mse": lambda cfg: MSEDensityLoss(cfg.density_sigma),
-    "bayesian": lambda cfg: BayesianLoss(cfg.bayes_sigma, cfg.bayes_background_ratio),
-}
 MULTISCALE_STRIDE = 4
 
 
@@ -47,15 +42,15 @@ class CountingLoss(nn.Module):
     """``forward`` returns (total, terms): terms holds each computed term's unweighted value.
 
     A term is computed only when its weight is non-zero and the model produced what it needs
-    (offsets, aligned features, domain logits, the stride-4 head); absent terms are absent
-    from the dict, so a log never shows a zero that was not measured.
+    (a displacement field, aligned features, domain logits, the stride-4 head); absent terms
+    are absent from the dict, so a log never shows a zero that was not measured.
     """
 
     def __init__(self, cfg: LossConfig, model_cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.stride = model_cfg.downsample_ratio
-        self.density_loss = DENSITY_LOSSES[cfg.density](cfg)
+        self.density_loss = lookup("density_loss", cfg.density)(cfg)
         self._stride_r_target: torch.Tensor | None = None
 
     def forward(
@@ -112,7 +107,8 @@ class CountingLoss(nn.Module):
         return feature_l1(output.aligned_features) if output.aligned_features else None
 
     def _tv(self, output: ModelOutput, batch: Batch) -> torch.Tensor | None:
-        return None if output.offsets is None else total_variation(output.offsets)
+        # Any aligner's (dx, dy) field: the term does not know which module made it.
+        return None if output.displacement is None else total_variation(output.displacement)
 
     def _domain(self, output: ModelOutput, batch: Batch) -> torch.Tensor | None:
         if output.domain_logits is None:

@@ -1,11 +1,21 @@
-"""Pixel-wise MSE against count-preserving Gaussian maps (the CSRNet-style density loss)."""
+"""Pixel-wise MSE against count-preserving Gaussian maps (the CSRNet-style density loss).
+
+A "density_loss" registry entry is a factory ``(LossConfig) -> module`` whose module is called
+as ``loss(density (B, 1, h, w), points [(N_i, 2)], image_size (H, W)) -> scalar``.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from model.registry import register
 from model.targets import target_like
+
+if TYPE_CHECKING:
+    from model.config import LossConfig
 
 
 class MSEDensityLoss(nn.Module):
@@ -28,3 +38,8 @@ class MSEDensityLoss(nn.Module):
         if target is None:
             target = target_like(density, points, image_size, self.sigma)
         return ((density.float() - target) ** 2).sum() / density.shape[0]
+
+
+@register("density_loss", "mse")
+def mse_density_loss(cfg: LossConfig) -> MSEDensityLoss:
+    return MSEDensityLoss(cfg.density_sigma)

@@ -1,0 +1,94 @@
+"""Bad input, round two (issue 15): each case is one ``Error:`` line naming the value, exit
+code 1, no traceback, the runs database byte for byte as it was and no run folder made."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import db_dump, invoke, tiny_study_text
+
+from ablate.db import RunStore
+
+# (id, study-file line replacing the key's line, a regex the error line must match)
+BAD_VALUES = [
+    ("lr-nan", ("lr", "lr = nan"), r"lr=nan is not valid"),
+    ("lr-inf", ("lr", "lr = inf"), r"lr=inf is not valid"),
+    ("epochs-1e400", ("epochs", "epochs = 1e400"), r"epochs=inf is not valid"),
+    ("epochs-1.5", ("epochs", "epochs = 1.5"), r"epochs=1\.5 is not valid"),
+    ("epochs-ten", ("epochs", 'epochs = "ten"'), r"epochs='ten' is not valid"),
+    ("crop-7", ("crop_size", "crop_size = 7"), r"crop_size=7 is not valid.*downsample_ratio"),
+    ("levels-int", ("local_count_levels", "local_count_levels = 1"),
+     r"local_count_levels=1 is not valid"),
+]
+# (id, --set value, a regex the error line must match)
+BAD_SETS = [
+    ("set-lr-nan", "lr=nan", r"lr=nan is not valid"),
+    ("set-epochs-1.5", "epochs=1.5", r"epochs=1\.5 is not valid"),
+    ("set-epochs-ten", "epochs=ten", r"epochs='ten' is not valid"),
+    ("set-crop-7", "crop_size=7", r"crop_size=7 is not valid"),
+    ("set-seed", "seed=3", r"seed is chosen per run: use --seed or --seeds"),
+    ("set-grl-lambda-inf", "grl_lambda=inf", r"grl_lambda=inf is not valid"),
+]
+
+
+@pytest.fixture(params=["no-db", "db-with-a-run"])
+def workdir(request, in_tmp):
+    (in_tmp / "tiny.toml").write_text(tiny_study_text())
+    (in_tmp / "folder").mkdir()
+    (in_tmp / "notes.txt").write_text("hello\n")
+    if request.param == "db-with-a-run":
+        with RunStore() as store:
+            claim = store.claim("tiny", "A", 0, {"lr": 1e-3}, "0123456789abcdef", label="A")
+            metrics = {m: 1.0 for m in ("game0", "game1", "game2", "game3", "rmse", "mae")}
+            store.finish(claim.run.id, metrics, metrics, 0, [])
+    return in_tmp
+
+
+def assert_one_line_and_unchanged(workdir, args, expected):
+    db = workdir / "runs.db"
+    before = db_dump(db)
+    result = invoke(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert re.search(expected, lines[0]), lines[0]
+    assert db_dump(db) == before, "the runs database changed"
+    assert not (workdir / "runs").exists(), "no run folder is made"
+
+
+@pytest.mark.parametrize("command", [["study", "show"], ["study", "run"]])
+@pytest.mark.parametrize("line, expected", [c[1:] for c in BAD_VALUES],
+                         ids=[c[0] for c in BAD_VALUES])
+def test_bad_values_in_a_study_file_claim_nothing(workdir, command, line, expected):
+    key, text = line
+    (workdir / "bad.toml").write_text(tiny_study_text(**{key: text}))
+    assert_one_line_and_unchanged(workdir, [*command, "bad.toml"], r"bad\.toml.*" + expected)
+
+
+@pytest.mark.parametrize("value, expected", [c[1:] for c in BAD_SETS],
+                         ids=[c[0] for c in BAD_SETS])
+def test_bad_set_values_claim_nothing(workdir, value, expected):
+    assert_one_line_and_unchanged(workdir, ["study", "run", "tiny.toml", "--set", value],
+                                  expected)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["study", "run", "folder"], r"folder is a directory, not a study file"),
+    (["study", "show", "folder"], r"folder is a directory, not a study file"),
+    (["eval", "folder"], r"folder is a directory, not a checkpoint file"),
+    (["eval", "notes.txt"], r"notes\.txt is not a checkpoint"),
+    (["runs", "list", "--db", ""], r"database '' is empty"),
+    (["viz", "-1"], r"ablate viz: No such option: -1"),
+    (["runs", "show", "abc"], r"ablate runs show: Invalid value for 'run_id'"),
+], ids=["study-dir", "show-dir", "eval-dir", "eval-text", "db-empty", "viz-negative",
+        "show-not-int"])
+def test_messages_name_the_culprit(workdir, args, expected):
+    assert_one_line_and_unchanged(workdir, args, expected)
+
+
+def test_runs_list_of_an_unknown_study_says_so(workdir):
+    expected = (r"no study 'nosuch'" if (workdir / "runs.db").exists()
+                else r"no runs database at")
+    assert_one_line_and_unchanged(workdir, ["runs", "list", "--study", "nosuch"], expected)
