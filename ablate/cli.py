@@ -8,6 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from ablate.cli_data import app as data_app
+from ablate.cli_diagnose import diagnose_command
 from ablate.cli_eval import check_eval_command, eval_command
 from ablate.cli_report import report_command, viz_command
 from ablate.cli_run import run, study_app
@@ -48,6 +49,7 @@ app.add_typer(study_app, name="study")
 app.add_typer(runs_app, name="runs")
 app.command("eval")(eval_command)
 app.command("check-eval")(check_eval_command)
+app.command("diagnose")(diagnose_command)
 app.command("tune")(tune_command)
 app.command("report")(report_command)
 app.command("viz")(viz_command)

@@ -67,6 +67,7 @@ class RGBTCounter(nn.Module):
         ref_c, mov_c = self.encoder.swap(3, cfg.thermal_channels)
         self.stn = lookup("stn", cfg.stn_name)(mov_c, ref_c)
         self.align_stage = cfg.offset_stage - 1
+        # Named "offset", not "aligner": checkpoints store the aligner's weights as offset.*.
         self.offset = lookup("aligner", cfg.aligner_name)(info[self.align_stage].channels)
         deep_c = info[-1].channels
         self.fusion = lookup("fusion", cfg.fusion)(deep_c)

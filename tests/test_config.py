@@ -20,10 +20,10 @@ from model.config import (
     TrainConfig,
     select_metrics,
 )
+from model.config.validation import hints
 from model.errors import ConfigError
 from model.metrics import metric
 from model.registry import unregister
-from model.validation import hints
 
 
 def fields_of(kind: object) -> list[str]:
@@ -103,6 +103,11 @@ def test_only_true_or_false_is_a_boolean(name):
     ({"crop_size": 7}, "crop_size=7 is not valid; it must be divisible by downsample_ratio=8"),
     ({"crop_size": 8}, "crop_size=8 is not valid; it must be >= 16, the deepest stride"),
     ({"crop_size": 64, "downsample_ratio": 32}, None),
+    ({"crop_size": 8192}, "crop_size=8192 is not valid; it must be an integer in [1, 4096]"),
+    ({"seed": 2**32}, "seed=4294967296 is not valid; it must be an integer in [0, 4294967295]"),
+    ({"synth_height": 8}, "synth_height=8 is not valid; it must be an integer in [16, 4096]"),
+    ({"synth_local_warp": 1e5}, "synth_local_warp=100000.0 is not valid; it must be <= 160, "
+                                "the larger side of a synthetic image"),
     ({"synth_min_people": 9, "synth_max_people": 3},
      "synth_min_people=9 is not valid; it must be <= synth_max_people=3"),
     ({"bayes_background_ratio": 1.0},
@@ -110,7 +115,8 @@ def test_only_true_or_false_is_a_boolean(name):
     ({"synth_night_fraction": 2}, "synth_night_fraction=2 is not valid; it must be a finite "
                                   "number in [0, 1]"),
     ({"fusion": "max"}, "fusion='max' is not valid; choose one of concat, sum"),
-    ({"backbone": "vgg16bn"}, "backbone='vgg16bn' is not valid; did you mean vgg16_bn\\? choose one"),
+    ({"backbone": "vgg16bn"},
+     "backbone='vgg16bn' is not valid; did you mean vgg16_bn\\? choose one"),
     ({"schedule": 3}, "schedule=3 is not valid; it must be a string"),
     ({"pretrained": 3}, "pretrained=3 is not valid; it must be a string"),
     ({"select_metric": "game4"}, "select_metric='game4' is not valid; did you mean game"),

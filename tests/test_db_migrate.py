@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import types
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
 from ablate.db import SCHEMA_VERSION, RunStore
+from ablate.db import migrate as db_migrate
 from ablate.db import schema as db_schema
 from ablate.db.models import Meta
 from ablate.errors import AblateError
@@ -177,3 +179,17 @@ def test_old_schema_is_migrated(tmp_path, monkeypatch):
     monkeypatch.setitem(db_schema._MIGRATIONS, SCHEMA_VERSION - 1, lambda conn: steps.append(1))
     with RunStore(path) as store:
         assert steps == [1] and _schema_version(store) == str(SCHEMA_VERSION)
+
+
+def test_sqlite_without_drop_column_keeps_the_old_columns_unused(v1_db, monkeypatch):
+    """SQLite before 3.35 cannot drop a column: the v1 columns stay, unread, and new runs
+    are still written (the columns are nullable)."""
+    monkeypatch.setattr(db_migrate, "sqlite3", types.SimpleNamespace(sqlite_version_info=(3, 34)))
+    with RunStore(str(v1_db)) as store:
+        assert store.run_dicts("demo")[0]["game3"] == TEST["game3"]
+        run_id = store.claim("demo", "B", 0, {"v": 1}, "h").run.id
+        store.finish(run_id, VAL, TEST, 0, [])
+        assert store.get_run(run_id).metric("test", "rmse") == TEST["rmse"]
+    assert set(V1_METRIC_COLUMNS) <= set(_columns(v1_db))
+    with sqlite3.connect(v1_db) as con:
+        assert con.execute("SELECT count(*) FROM ablate_epochs").fetchone() == (2,)

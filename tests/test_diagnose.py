@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ablate.diagnose import search
 from ablate.diagnose.camera import estimate_shift
 from ablate.diagnose.inputs import read_map
-from ablate.diagnose.run import diagnose
+from ablate.diagnose.run import diagnose, fits
 from ablate.diagnose.scoring import image_row, map_cells, truth_cells
 from ablate.diagnose.truth import SplitData
 from ablate.errors import AblateError, DataError, UsageError
@@ -184,6 +184,19 @@ def test_json_has_exactly_the_documented_keys_sorted_by_game3(clean):
     json.dumps(report)
 
 
+@pytest.mark.parametrize(("shape", "ok"), [
+    ((60, 80), True),  # stride 8
+    ((30, 40), True),  # stride 16
+    ((61, 81), True),  # stride 8 with the map rounded up
+    ((64, 80), True),  # an input padded to 512 x 640, not cropped back
+    ((80, 60), True),  # transposed: scored, and undone by a hypothesis
+    ((60, 60), False),
+    ((30, 5), False),
+])
+def test_which_map_shapes_fit_a_480x640_image(shape, ok):
+    assert fits(shape, (480, 640)) is ok
+
+
 def test_fast_scoring_equals_the_official_protocol():
     generator = torch.Generator().manual_seed(0)
     for (h, w), (height, width) in [((60, 80), (480, 640)), ((8, 11), (64, 88)),
@@ -261,9 +274,12 @@ def test_points_files_are_scored_like_their_point_map(pairs, tmp_path):
     root, kept = pairs
     folder = tmp_path / "pred"
     folder.mkdir()
-    for sample_id, points, _ in kept:
-        (folder / f"{sample_id}.txt").write_text(
-            "\n".join(f"{x:.3f},{y:.3f}" for x, y in points.tolist()))
+    for index, (sample_id, points, _) in enumerate(kept):
+        if index % 2:
+            (folder / f"{sample_id}.txt").write_text(
+                "\n".join(f"{x:.3f},{y:.3f}" for x, y in points.tolist()))
+        else:
+            (folder / f"{sample_id}.json").write_text(json.dumps({"points": points.tolist()}))
     result = diagnose(folder, root, "test")
     assert result.summary["game3"] == pytest.approx(0, abs=1e-9)
 

@@ -15,9 +15,12 @@ from model.metrics import (
     aggregate,
     cell_sums,
     game_per_image,
+    metric,
+    metric_names,
     point_map,
     upsample_density,
 )
+from model.registry import unregister
 
 
 def _cubic(t: float, a: float = -0.75) -> list[float]:
@@ -200,16 +203,36 @@ def test_cell_sums_match_slices_for_sizes_p_does_not_divide():
                 torch.testing.assert_close(sums[..., i, j], block.sum(dim=(-2, -1)))
 
 
+AGGREGATE_ROWS = [
+    {"game0": 1.0, "game1": 2.0, "game2": 3.0, "game3": 4.0, "error": 1.0,
+     "pred_count": 11.0, "true_count": 10.0},
+    {"game0": 3.0, "game1": 4.0, "game2": 5.0, "game3": 8.0, "error": -3.0,
+     "pred_count": 7.0, "true_count": 10.0},
+]
+
+
 def test_aggregate_known_answer():
-    rows = [
-        {"game0": 1.0, "game1": 2.0, "game2": 3.0, "game3": 4.0, "error": 1.0},
-        {"game0": 3.0, "game1": 4.0, "game2": 5.0, "game3": 8.0, "error": -3.0},
-    ]
-    summary = aggregate(rows)
+    summary = aggregate(AGGREGATE_ROWS)
+    assert set(summary) == {*metric_names(), "n_images"}
     assert summary["game0"] == summary["mae"] == 2.0
     assert (summary["game1"], summary["game2"], summary["game3"]) == (3.0, 4.0, 6.0)
     assert summary["rmse"] == pytest.approx(math.sqrt(5.0))
     assert summary["n_images"] == 2
+
+
+def test_a_metric_registered_in_one_place_is_aggregated():
+    @metric("test_relative_error", "REL")
+    def relative(columns):
+        return float(np.mean(np.abs(columns["error"]) / columns["true_count"]))
+
+    try:
+        assert metric_names()[:6] == ("game0", "game1", "game2", "game3", "rmse", "mae")
+        assert metric_names()[-1] == "test_relative_error"
+        assert aggregate(AGGREGATE_ROWS)["test_relative_error"] == pytest.approx(0.2)
+        assert relative is not None  # the decorator hands the function back
+    finally:
+        unregister("metric", "test_relative_error")
+    assert "test_relative_error" not in aggregate(AGGREGATE_ROWS)
 
 
 def test_aggregate_rejects_empty_and_incomplete_rows():

@@ -222,3 +222,14 @@ def test_pretrained_state_dict_is_loaded_into_both_stems(tmp_path):
     grey = source.features[0].weight.sum(dim=1, keepdim=True)
     assert torch.allclose(net.encoder.stem_thermal.weight, grey)
     assert torch.equal(net.encoder.stages_rgb[1][0].weight, source.features[7].weight)
+
+
+def test_the_public_entry_points_work_from_the_package_top():
+    import model
+    import model.metrics
+
+    net = model.build_model(model.ModelConfig(fusion="sum"))
+    assert type(net.fusion).__name__ == "SumFusion"
+    row = model.metrics.game_per_image(torch.zeros(1, 1, 4, 4), torch.tensor([[3.0, 5.0]]),
+                                       (32, 32))
+    assert row["game0"] == 1.0 and row["true_count"] == 1.0

@@ -43,6 +43,21 @@ def test_every_aligner_is_the_identity_at_init_and_passes_gradients(name):
     assert not params or any(p.grad.abs().sum() > 0 for p in params)
 
 
+@pytest.mark.parametrize("name", names("aligner"))
+def test_every_aligner_gives_the_same_answer_on_channels_last_input(name):
+    """The trainer feeds channels_last tensors on CUDA; a view that assumes NCHW would fail."""
+    torch.manual_seed(0)
+    module = lookup("aligner", name)(8).double()
+    for p in module.parameters():  # away from the zero init, so offsets are non-zero
+        torch.nn.init.normal_(p, std=0.1)
+    reference, moving = texture(2, 8, 12, 16), texture(2, 8, 12, 16).flip(-1)
+    plain = module(reference, moving)
+    last = module(*(x.contiguous(memory_format=torch.channels_last)
+                    for x in (reference, moving)))
+    for a, b in zip(plain, last, strict=True):
+        assert (a is None and b is None) or torch.allclose(a, b, atol=1e-9)
+
+
 @pytest.mark.parametrize("name", names("stn"))
 def test_every_stn_is_the_identity_at_init(name):
     module = lookup("stn", name)(3, 1).double()

@@ -215,7 +215,7 @@ class MetricValue(Base):
         ForeignKey("ablate_runs.id", ondelete="CASCADE"), primary_key=True
     )
     split: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[float | None] = mapped_column(Float)  # None for a NaN or infinite value
 
 

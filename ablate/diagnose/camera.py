@@ -7,8 +7,6 @@ by a different amount in every image: no global shift can undo it.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 
@@ -67,14 +65,6 @@ def invert_affine(affine: torch.Tensor) -> torch.Tensor:
     return torch.linalg.inv(full)[:2]
 
 
-@functools.lru_cache(maxsize=8)
-def _pixel_centres(height: int, width: int) -> torch.Tensor:
-    """(H, W, 2) (x, y) of every pixel centre, as the data's coordinates put them (i + 0.5)."""
-    ys = torch.arange(height, dtype=torch.float64) + 0.5
-    xs = torch.arange(width, dtype=torch.float64) + 0.5
-    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)
-
-
 def warp_to_labels(full: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     """A full-resolution (H, W) map from the RGB frame into the labels' thermal frame.
 
@@ -82,9 +72,12 @@ def warp_to_labels(full: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     the corrected density at p is the predicted density at A p, times the area change |det|.
     """
     height, width = full.shape
-    affine = affine.to(torch.float64)
-    q = _pixel_centres(height, width) @ affine[:, :2].T + affine[:, 2]
-    grid = 2 * q / q.new_tensor([width, height]) - 1
+    a = affine.to(torch.float64)
+    ys = torch.arange(height, dtype=torch.float64)[:, None] + 0.5  # pixel centres, as the
+    xs = torch.arange(width, dtype=torch.float64)[None, :] + 0.5  # data's coordinates are
+    # q = A p as two broadcast sums: a (H, W, 2) x (2, 2) product costs 5 times more.
+    grid = torch.stack([(a[0, 0] * xs + a[0, 1] * ys + a[0, 2]) * (2 / width) - 1,
+                        (a[1, 0] * xs + a[1, 1] * ys + a[1, 2]) * (2 / height) - 1], -1)
     sampled = F.grid_sample(full[None, None].to(torch.float64), grid[None], mode="bilinear",
                             padding_mode="zeros", align_corners=False)[0, 0]
     return sampled * torch.linalg.det(affine[:, :2]).abs()

@@ -44,7 +44,7 @@ class Prediction:
 
 def _load_array(path: Path) -> np.ndarray:
     try:
-        if path.suffix == ".npy":
+        if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False)
         value = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unreadable file means the same thing to the user
@@ -78,10 +78,11 @@ def read_map(path: Path) -> torch.Tensor:
 def read_points(path: Path) -> torch.Tensor:
     """(N, 2) float64 (x, y) points from a .json or .txt file."""
     try:
-        if path.suffix == ".json":
+        if path.suffix.lower() == ".json":
             data = json.loads(path.read_text())
-            data = data.get("points") if isinstance(data, dict) else data
-            array = np.asarray(data if data is not None else [], dtype=np.float64)
+            # {"points": [...]} as in the dataset's labels, or the bare list.
+            data = data.get("points", "no points key") if isinstance(data, dict) else data
+            array = np.asarray(data, dtype=np.float64)
         else:
             lines = path.read_text().replace(",", " ").split("\n")
             array = np.asarray([line.split() for line in lines if line.strip()], dtype=np.float64)
@@ -96,7 +97,7 @@ def read_points(path: Path) -> torch.Tensor:
 
 
 def read_prediction(path: Path) -> Prediction:
-    if path.suffix in MAP_SUFFIXES:
+    if path.suffix.lower() in MAP_SUFFIXES:
         return Prediction(path, density=read_map(path))
     return Prediction(path, points=read_points(path))
 
@@ -112,9 +113,9 @@ def scan(pred_dir: Path, ids: list[str]) -> tuple[dict[str, Path], list[str], li
     extra = []
     rank = {suffix: i for i, suffix in enumerate(SUFFIXES)}
     files = sorted((p for p in pred_dir.iterdir() if p.is_file()),
-                   key=lambda p: (p.stem, rank.get(p.suffix, len(rank))))
+                   key=lambda p: (p.stem, rank.get(p.suffix.lower(), len(rank))))
     for path in files:
-        if path.stem in wanted and path.suffix in rank and path.stem not in found:
+        if path.stem in wanted and path.suffix.lower() in rank and path.stem not in found:
             found[path.stem] = path
         else:
             extra.append(path)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ablate.diagnose import search
-from ablate.diagnose.hypotheses import transposed
+from ablate.diagnose.hypotheses import apply, transposed
 from ablate.diagnose.inputs import Prediction, read_prediction, scan
 from ablate.diagnose.search import Scored
 from ablate.diagnose.truth import SplitData, Truth
@@ -111,16 +111,28 @@ def diagnose(pred_dir: Path, data_path: Path | None = None, split: str = "test")
         torch.set_num_threads(previous)
 
 
+def _official(maps: list[torch.Tensor], truths: list[Truth]) -> list[dict[str, Any]]:
+    """Per-image rows from the very code ``ablate eval`` uses (``game_per_image``)."""
+    return [{"image_id": t.id, **game_per_image(m, t.points, t.size)}
+            for m, t in zip(maps, truths, strict=True)]
+
+
 def _diagnose(pred_dir: Path, data_path: Path | None, split: str) -> Diagnosis:
     data = SplitData(data_path, split)
     truths, predictions, notes = _match(data, Path(pred_dir))
     maps = [p.as_map(t.size) for p, t in zip(predictions, truths, strict=True)]
-    # The score as given goes through the very code `ablate eval` uses.
-    rows = [{"image_id": t.id, **game_per_image(m, t.points, t.size)}
-            for m, t in zip(maps, truths, strict=True)]
+    rows = _official(maps, truths)
     summary = aggregate(rows)
     scored = [*search.discrete(maps, truths), search.shift(maps, truths),
               *search.count_placement(maps, truths)]
     scored.sort(key=lambda s: s.summary["game3"])
-    return Diagnosis(summary, rows, scored, choose(summary["game3"], scored),
-                     sentence(summary["game3"], scored), notes, truths, maps, data)
+    chosen = choose(summary["game3"], scored)
+    if chosen is not None:
+        # The numbers the verdict quotes come from the official code too (the matrix form
+        # that ranked the corrections agrees with it to 1e-9; this keeps that visible).
+        fixed = [apply(chosen.name, chosen.params, m, t.size, t.affine)
+                 for m, t in zip(maps, truths, strict=True)]
+        chosen.rows = _official(fixed, truths)
+        chosen.summary = aggregate(chosen.rows)
+    return Diagnosis(summary, rows, scored, chosen, sentence(summary["game3"], scored), notes,
+                     truths, maps, data)

@@ -76,6 +76,7 @@ def _shift_game3(density: torch.Tensor, truth: Truth, shifts: tuple[int, ...]) -
 def shift(maps: Sequence[torch.Tensor], truths: Sequence[Truth],
           reach: int = SHIFT_REACH) -> Scored:
     """The one global shift, whole pixels within +-reach, with the lowest mean GAME3."""
+    reach = min(reach, *(min(t.size) - 1 for t in truths))  # a move past the image is void
     shifts = tuple(range(-reach, reach + 1))
     total = torch.zeros(len(shifts), len(shifts), dtype=torch.float64)
     for density, truth in zip(maps, truths, strict=True):

@@ -3,7 +3,7 @@ spread over seeds, paired significance tests, and charts; HTML, LaTeX, Markdown 
 
     from ablate.db import RunStore
     from ablate.report import build_report, write_report
-    with RunStore("runs.db") as store:
+    with RunStore("runs.db", readonly=True) as store:
         report = build_report(store, "demo", baselines="BM,IADM")
     write_report(report, "latex")  # reports/demo.tex
 """

@@ -55,6 +55,10 @@ def signed(value: Any) -> str:
     return "" if missing(value) else f"{value:+.2f}"
 
 
+def pm(value: Any) -> str:
+    return "" if missing(value) else f" ± {value:.2f}"
+
+
 def pvalue(value: Any) -> str:
     if missing(value):
         return ""
@@ -111,6 +115,3 @@ class Latex:
         """The check mark alone (details such as flow@1 would widen the table); a choice such
         as the fusion is printed as its value."""
         return Safe(r"$\surd$" if on else latex_escape(detail))
-
-def pm(value: Any) -> str:
-    return "" if missing(value) else f" ± {value:.2f}"

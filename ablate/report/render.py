@@ -70,7 +70,7 @@ def view(report: Report) -> dict[str, Any]:
         "title": f"{report.study}: results against {report.reference}",
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "metric_headers": [header(m) for m in report.metrics],
-        "switch_headers": [SWITCH_HEADERS[s] for s in SWITCHES],
+        "switch_headers": [SWITCH_HEADERS.get(s, s) for s in SWITCHES],
         "baseline_rows": [row for row in rows if row["kind"] == "baseline"],
         "variant_rows": [row for row in rows if row["kind"] != "baseline"],
         "sig_header": header(report.sig_metric),

@@ -9,7 +9,7 @@ import pandas as pd
 from ablate.errors import StudyError
 from ablate.report.baselines import Baseline
 from ablate.report.runs import VariantRow
-from ablate.study import variant_switches
+from ablate.study_table import variant_switches
 from model.config import RunConfig
 from model.metrics import metric_names, metrics
 
@@ -17,7 +17,8 @@ from model.metrics import metric_names, metrics
 # equals another by definition: MAE is the mean absolute count error, which is GAME0 (one
 # cell per image), so its column would repeat GAME0's.
 SAME_AS = {"mae": "game0"}
-SWITCHES = ("shared_backbone", "stn", "offset_align", "fusion", "local_count", "grl")
+# The switch matrix is ``variant_switches``'s; the report adds only its column headers.
+SWITCHES = tuple(variant_switches(RunConfig()))
 SWITCH_HEADERS = {"shared_backbone": "shared", "stn": "STN", "offset_align": "offset",
                   "fusion": "fusion", "local_count": "local count", "grl": "GRL"}
 DECIMALS = 2  # what the table prints; "best" is judged on printed values so ties bold alike

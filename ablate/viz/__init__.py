@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ablate.db import RunStore
-from ablate.errors import AblateError
+from ablate.errors import DataError, UsageError
 from ablate.viz import plots
 from ablate.viz.infer import infer, load_pairs, load_run
 
@@ -45,18 +45,18 @@ def write_pictures(store: RunStore, run_id: int, out: str | Path | None = None,
                    data_path: str | None = None) -> VizResult:
     """Write the pictures of run ``run_id`` into ``out`` (default reports/viz/run<id>)."""
     if split not in SPLITS:
-        raise AblateError(f"--split {split!r} is not valid; choose one of {', '.join(SPLITS)}")
+        raise UsageError(f"--split {split!r} is not valid; choose one of {', '.join(SPLITS)}")
     if n_images < 1:
-        raise AblateError(f"--images {n_images} is not valid; it must be >= 1")
+        raise UsageError(f"--images {n_images} is not valid; it must be >= 1")
     loaded = load_run(store, run_id)
     folder = Path(out) if out is not None else default_dir(run_id)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise AblateError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write to {folder}: {exc.strerror or exc}") from None
     pairs, splits = load_pairs(loaded.config, split, data_path)
     if len(pairs) == 0:
-        raise AblateError(f"the {split} split of run {run_id}'s data is empty")
+        raise DataError(f"the {split} split of run {run_id}'s data is empty")
     cfg = loaded.config.model
     result = VizResult()
     if not cfg.stn:
@@ -76,7 +76,7 @@ def write_pictures(store: RunStore, run_id: int, out: str | Path | None = None,
             result.written.append(plots.cell_grids(inf, folder / f"{stem}_cells.png"))
         _curves(store, loaded.run, folder, result)
     except OSError as exc:
-        raise AblateError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write to {folder}: {exc.strerror or exc}") from None
     return result
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ablate.db import Run, RunStore
-from ablate.errors import AblateError
+from ablate.errors import CheckpointError
 from model.config import RunConfig
 from model.data import PairSet, Sample, Splits, eval_batches, load_splits, normalize
 from model.engine import checkpoint
@@ -52,7 +52,7 @@ def checkpoint_path(store: RunStore, run: Run) -> Path:
     """``save_dir``/best.pt; a relative save_dir is tried from here, then beside the database
     (runs are recorded relative to where ``ablate study run`` was started)."""
     if not run.save_dir:
-        raise AblateError(f"run {run.id} has no save_dir recorded (status {run.status})")
+        raise CheckpointError(f"run {run.id} has no save_dir recorded (status {run.status})")
     save_dir = Path(run.save_dir)
     candidates = [save_dir]
     if not save_dir.is_absolute() and store.url.get_backend_name() == "sqlite" and \
@@ -61,7 +61,7 @@ def checkpoint_path(store: RunStore, run: Run) -> Path:
     for folder in candidates:
         if (folder / checkpoint.BEST).is_file():
             return folder / checkpoint.BEST
-    raise AblateError(f"run {run.id} ({run.variant}, seed {run.seed}, {run.status}) has no "
+    raise CheckpointError(f"run {run.id} ({run.variant}, seed {run.seed}, {run.status}) has no "
                       f"checkpoint at {candidates[0] / checkpoint.BEST}")
 
 

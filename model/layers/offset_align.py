@@ -73,7 +73,8 @@ def tap_mean_displacement(offsets: torch.Tensor) -> torch.Tensor:
     """(B, 2*k*k, h, w) DeformConv2d offsets -> (B, 2, h, w) mean (dx, dy) over the taps.
 
     torchvision interleaves each kernel tap's offset as (dy, dx): channel 2*t is the row
-    offset of tap t and 2*t + 1 its column offset (``deform_conv2d``'s ``offset_h``/``offset_w``).
+    offset of tap t and 2*t + 1 its column offset. Its docs give only the shape; the order is
+    the kernel's, pinned by a known-answer test in tests/test_alignment.py.
     """
     b, c, h, w = offsets.shape
     per_tap = offsets.view(b, c // 2, 2, h, w).mean(dim=1)  # (B, 2, h, w) as (dy, dx)

@@ -19,6 +19,17 @@ from model.registry import register
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
+@register("stn", "none")
+class NoSTN(nn.Module):
+    """Off: the moving image unchanged, and no theta to plot."""
+
+    def __init__(self, moving_channels: int = 0, reference_channels: int = 0) -> None:
+        super().__init__()
+
+    def forward(self, moving: torch.Tensor, reference: torch.Tensor):
+        return moving, None
+
+
 @register("stn", "affine")
 class AffineSTN(nn.Module):
     def __init__(self, moving_channels: int, reference_channels: int, width: int = 32) -> None:
@@ -42,15 +53,6 @@ class AffineSTN(nn.Module):
         warped = F.grid_sample(moving, grid, mode="bilinear", padding_mode="zeros",
                                align_corners=False)
         return warped, theta  # (B, C, H, W), (B, 2, 3)
-
-
-@register("stn", "none")
-class NoSTN(nn.Module):
-    def __init__(self, moving_channels: int = 0, reference_channels: int = 0) -> None:
-        super().__init__()
-
-    def forward(self, moving: torch.Tensor, reference: torch.Tensor):
-        return moving, None
 
 
 def theta_translation_px(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
