@@ -49,16 +49,24 @@ def eval_command(
     split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
     device: opt.Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    save_predictions: Annotated[Path | None, typer.Option(
+        "--save-predictions", help="Also write one <id>.npy density map per image here, "
+        "in the format `ablate diagnose` reads.")] = None,
 ) -> None:
     """Evaluate a saved checkpoint with the official GAME protocol.
 
     The network is rebuilt from the config stored in the checkpoint.
 
-    Example: ablate eval runs/demo/G-seed0-1a2b3c4d/best.pt --split test
+    Example: ablate eval runs/demo/G-seed0-1a2b3c4d/best.pt --split test --save-predictions preds
     """
     overrides = {k: v for k, v in {"data_path": data_path and str(data_path),
                                    "device": device}.items() if v}
     summary, _ = evaluate_checkpoint(str(checkpoint), _check_split(split), overrides)
+    if save_predictions is not None:
+        from ablate.diagnose import write_predictions
+
+        count = write_predictions(checkpoint, save_predictions, split, data_path, device)
+        typer.echo(f"wrote {count} density maps to {save_predictions}", err=as_json)
     if as_json:
         typer.echo(json.dumps(summary))
         return
