@@ -11,9 +11,8 @@ from rich.console import Console
 from ablate import cli_options as opt
 from ablate.db import RunStore
 from ablate.errors import TrainingError, UsageError
-from ablate.pipeline import RunOutcome, RunSpec, plan
+from ablate.pipeline import RunOutcome, RunSpec, plan, run_specs
 from ablate.progress import reporter
-from ablate.runner import run_specs
 from ablate.study import Study, load_study, variant_table
 
 study_app = typer.Typer(help="Run or inspect a study file (variants A-G).", no_args_is_help=True)

@@ -248,3 +248,12 @@ def _backfill_epochs(store: RunStore, run_id: int, history: list[dict[str, float
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def run_specs(store: RunStore, specs: list[RunSpec],
+              reporter: Reporter | None = None) -> list[RunOutcome]:
+    """Execute every specification in order, one progress display, each dataset decoded once."""
+    reporter = reporter or Reporter()
+    reporter.study_started(len(specs))
+    cache = SplitsCache()
+    return [execute(store, spec, reporter, cache) for spec in specs]

@@ -61,6 +61,10 @@ class RunStore(Recording, Queries):
     def __repr__(self) -> str:
         return f"RunStore({self.display_url!r})"
 
+    # Seconds without a heartbeat after which another worker takes a running row over: the
+    # heartbeat thread beats every 30 s, so this spans several missed beats.
+    stale_after: float = 120.0
+
     def claim(
         self,
         study: str,
@@ -71,10 +75,11 @@ class RunStore(Recording, Queries):
         label: str | None = None,
         save_dir: str | None = None,
         force: bool = False,
-        stale_after: float = 120.0,
     ) -> ClaimResult:
         """Decide, atomically across processes and machines, whether this worker trains the
-        run keyed (study, variant, seed, config_hash); see ``ClaimResult`` for the actions."""
+        run keyed (study, variant, seed, config_hash); see ``ClaimResult`` for the actions.
+        A running row whose heartbeat is older than ``self.stale_after`` s is taken over."""
+        stale_after = self.stale_after
         if stale_after <= 0:
             raise ValueError(f"stale_after must be positive, got {stale_after}")
         fresh = {

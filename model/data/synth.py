@@ -188,8 +188,11 @@ def _warm_figures(xs, ys, heads, radii, bodies, body_radii, g) -> torch.Tensor:
     return heat + render.gaussians(xs, ys, bodies, body_radii * 0.8, _uniform(g, 0.2, 0.3, n))
 
 
-def _thermal_image(xs, ys, m, cfg, ground, points, radii, body, warm, g) -> torch.Tensor:
-    """Heat: ground + warm people on the labels + warm decoys + warm objects, pseudo-coloured."""
+def _thermal_image(grid, cfg, ground, crowd, warm, g) -> torch.Tensor:
+    """Heat: ground + warm people on the labels + warm decoys + warm objects, pseudo-coloured.
+    ``grid`` = (xs, ys, margin) of the padded canvas; ``crowd`` = (points, radii, body)."""
+    xs, ys, m = grid
+    points, radii, body = crowd
     heat = 0.25 + 0.08 * ground[0]
     heat = heat + _warm_figures(xs, ys, points, radii, body[0], body[1], g["people"])
     decoys, decoy_radii = _decoys(cfg, len(points), g["decoys"])
@@ -236,7 +239,7 @@ def _render_sample(cfg: DataConfig, split: str, index: int) -> Sample:
     )
     lookalikes = _figures(fake_at, _head_radius(cfg, fake_at[:, 1]), g["distractors"])
 
-    thermal = _thermal_image(xs, ys, m, cfg, ground, points, radii, people[0], warm, g)
+    thermal = _thermal_image((xs, ys, m), cfg, ground, (points, radii, people[0]), warm, g)
     canvas = _rgb_canvas(origin, ground, g, people, lookalikes, warm)
 
     params = _displacement(cfg, g["warp"])
