@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -38,16 +39,24 @@ def list_runs(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
+    console.print(_runs_table(rows))
+
+
+def _runs_table(rows: list[dict]) -> Table:
+    """Test metrics per run; one study's runs name it in the title instead of a column, so
+    every metric fits an 80-column terminal."""
+    studies = sorted({r["study"] for r in rows})
+    keys = ["id", *(["study"] if len(studies) > 1 else []), "variant", "seed", "status"]
     shown = metrics()  # every registered metric, test split
-    table = Table(title=f"runs{f' of {study}' if study else ''}")
-    for col in ("id", "study", "variant", "seed", "status"):
-        table.add_column(col, justify="right" if col in ("id", "seed") else "left")
-    for metric in shown:
-        table.add_column(metric.header, justify="right")
+    table = Table(title=f"runs of {studies[0]}" if len(studies) == 1 else "runs",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for key in keys:
+        table.add_column(key, justify="right" if key in ("id", "seed") else "left")
+    for metric in shown:  # numbers are never cut; names are, on a narrow terminal
+        table.add_column(metric.header, justify="right", no_wrap=True, min_width=5)
     for r in rows:
-        table.add_row(str(r["id"]), r["study"], r["variant"], str(r["seed"]), r["status"],
-                      *(_fmt(r[metric.name]) for metric in shown))
-    console.print(table)
+        table.add_row(*(str(r[key]) for key in keys), *(_fmt(r[m.name]) for m in shown))
+    return table
 
 
 @app.command("show")

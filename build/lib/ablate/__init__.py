@@ -1,0 +1,1 @@
+"""ablate: run, record and report ablation studies of RGB-T crowd-counting models."""

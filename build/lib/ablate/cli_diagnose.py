@@ -1,0 +1,85 @@
+"""``ablate diagnose``: score any model's saved density maps and name the placement bug."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ablate import cli_options as opt
+from ablate.diagnose.overlays import WORST, write_overlays
+from ablate.diagnose.run import Diagnosis, diagnose
+from ablate.diagnose.search import Scored
+
+GAMES = ("game0", "game1", "game2", "game3")
+
+
+def _params(s: Scored) -> str:
+    if s.bound:  # the count/placement split rows are references, not corrections
+        return "(bound)"
+    return ", ".join(f"{k}={v}" for k, v in s.params.items())
+
+
+def _table(result: Diagnosis) -> Table:
+    base = result.summary["game3"]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col, justify in (("#", "right"), ("correction", "left"), ("params", "left"),
+                         *((g.upper(), "right") for g in GAMES), ("change", "right")):
+        table.add_column(col, justify=justify, no_wrap=col != "params", overflow="fold",
+                         min_width=5 if col.startswith("GAME") else None)
+    table.add_row("", "as given", "", *(f"{result.summary[g]:.2f}" for g in GAMES), "",
+                  style="bold", end_section=True)
+    rank = 0
+    for s in result.scored:
+        change = (s.summary["game3"] - base) / base if base > 0 else 0.0
+        rank += not s.bound
+        table.add_row("" if s.bound else str(rank), s.name, _params(s),
+                      *(f"{s.summary[g]:.2f}" for g in GAMES), f"{change:+.0%}",
+                      style="dim" if s.bound else ("green" if s is result.chosen else None))
+    return table
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def diagnose_command(
+    pred_dir: Annotated[Path, typer.Argument(
+        help="One file per image named by its id: <id>.npy or <id>.pt (a density map at any "
+        "stride) or <id>.json / <id>.txt (predicted points).")],
+    data_path: opt.DataPath = None,
+    split: Annotated[str, typer.Option("--split", help="train, val or test.")] = "test",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help=f"Write overlays of the {WORST} worst images here, before and after the "
+        "best correction.")] = None,
+) -> None:
+    """Score saved density maps with the official GAME protocol, then undo every common way of
+    misplacing them (flips, transpose, view-for-permute, global shift, the other camera's
+    frame, wrong stride, wrong-side padding crop) and say which one explains GAME1-3.
+
+    Example: ablate diagnose preds/ --data-path ~/RGBT-CC --split test --out reports/diagnose
+    """
+    result = diagnose(pred_dir, data_path, split)
+    console = Console(stderr=as_json)  # with --json, stdout holds the JSON object only
+    for note in result.notes:
+        _say(console, note)
+    if as_json:
+        typer.echo(json.dumps(result.as_json()))
+    else:
+        s = result.summary
+        _say(console, f"{s['n_images']} {split} images from {pred_dir}, official protocol (as "
+                      f"ablate eval): GAME0 {s['game0']:.2f}, GAME1 {s['game1']:.2f}, GAME2 "
+                      f"{s['game2']:.2f}, GAME3 {s['game3']:.2f}, RMSE {s['rmse']:.2f}")
+        console.print(_table(result))
+        _say(console, "change: GAME3 against the maps as given; bound rows split the error "
+                      "into count and placement.")
+        _say(console, f"Verdict: {result.verdict}")
+    if out is not None:
+        paths = write_overlays(result, out)
+        _say(console, f"wrote {len(paths)} overlays to {out}")

@@ -1,0 +1,118 @@
+"""Options shared by ``ablate run``, ``ablate study run`` and ``ablate tune``, declared once.
+
+``@with_run_options`` adds them to a command's signature and hands the command one frozen
+``RunOptions``, so the three commands neither repeat the declarations nor pass eight values
+around.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ablate.errors import DataError, UsageError
+from ablate.study import PER_RUN_KEYS
+from model.data import detect_format
+
+DataPath = Annotated[Path | None, typer.Option(
+    "--data-path", help="RGBT-CC or DroneRGBT root. Default: the built-in synthetic data.")]
+Epochs = Annotated[int | None, typer.Option("--epochs", help="Training epochs.")]
+BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Pairs per training step.")]
+Lr = Annotated[float | None, typer.Option("--lr", help="Learning rate of heads and alignment.")]
+BackboneLr = Annotated[float | None, typer.Option("--backbone-lr",
+                                                  help="Learning rate of the backbone.")]
+SaveRoot = Annotated[Path, typer.Option(
+    "--save-dir", help="Root of the per-run checkpoint directories.")]
+Ratio = Annotated[int | None, typer.Option("--downsample-ratio",
+                                           help="Output stride of the density map: 8, 16 or 32.")]
+Device = Annotated[str | None, typer.Option("--device", help="auto, cpu or cuda.")]
+Db = Annotated[str | None, typer.Option(
+    "--db", help="Runs database: a SQLite file or any SQLAlchemy URL. Default: ./runs.db.")]
+Sets = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override any config field, e.g. --set stn=true (repeatable).")]
+Plugins = Annotated[list[str] | None, typer.Option(
+    "--plugin", help="Import this module or .py file first, e.g. to register an aligner "
+    "(repeatable).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The shared options as given; None means "as the study file says"."""
+
+    data_path: Path | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    backbone_lr: float | None = None
+    downsample_ratio: int | None = None
+    device: str | None = None
+    db: str | None = None
+    sets: tuple[str, ...] = ()
+    plugins: tuple[str, ...] = ()
+    quiet: bool = False
+
+    def overrides(self) -> dict[str, Any]:
+        """The options the user gave, as config overrides; ``--set`` wins over named options."""
+        path = self.data_path
+        if path is not None and not path.exists():
+            raise DataError(f"--data-path {path} does not exist")
+        if path is not None:
+            detect_format(path)  # an unknown layout fails here, before a run is claimed
+        named = {
+            # Absolute, so that eval, resume and the config hash do not depend on the cwd.
+            "data_path": str(path.resolve()) if path is not None else None,
+            "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+            "backbone_lr": self.backbone_lr, "downsample_ratio": self.downsample_ratio,
+            "device": self.device,
+        }
+        return {**{k: v for k, v in named.items() if v is not None}, **parse_sets(self.sets)}
+
+
+# The Typer declaration of each RunOptions field.
+_DECLARED = {"data_path": DataPath, "epochs": Epochs, "batch_size": BatchSize, "lr": Lr,
+             "backbone_lr": BackboneLr, "downsample_ratio": Ratio, "device": Device, "db": Db,
+             "sets": Sets, "plugins": Plugins, "quiet": Quiet}
+
+
+def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command(..., options: RunOptions)`` as a Typer command taking the shared options."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    own = [p.replace(kind=keyword)
+           for name, p in inspect.signature(command, eval_str=True).parameters.items()
+           if name != "options"]
+    # Typer's repeatable options default to None, not to RunOptions' empty tuple.
+    shared = [inspect.Parameter(f.name, keyword, annotation=_DECLARED[f.name],
+                                default=None if f.default == () else f.default)
+              for f in fields(RunOptions)]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        given = {f.name: kwargs.pop(f.name) for f in fields(RunOptions)}
+        for name in ("sets", "plugins"):
+            given[name] = tuple(given[name] or ())
+        return command(**kwargs, options=RunOptions(**given))
+
+    wrapper.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in own + shared}
+    return wrapper
+
+
+def parse_sets(pairs: tuple[str, ...] | list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set {pair!r} is not key=value (e.g. --set stn=true)")
+        flat = key.rpartition(".")[2]
+        if flat in PER_RUN_KEYS:
+            raise UsageError(f"--set {pair}: {flat} is chosen per run: use {PER_RUN_KEYS[flat]}")
+        out[key] = value.strip()
+    return out

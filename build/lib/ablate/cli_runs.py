@@ -1,0 +1,97 @@
+"""``ablate runs list|show``: what the runs database holds (opened read-only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ablate import cli_options as opt
+from ablate.db import RunStore
+from model.metrics import metrics
+
+app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
+console = Console()
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+@app.command("list")
+def list_runs(
+    study: Annotated[str | None, typer.Option("--study", help="Only this study's runs.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    db: opt.Db = None,
+) -> None:
+    """List runs with their status and test metrics.
+
+    Example: ablate runs list --study demo --json
+    """
+    with RunStore(db, readonly=True) as store:
+        if study is not None:
+            store.check_study(study)
+        rows = store.run_dicts(study)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    console.print(_runs_table(rows))
+
+
+def _runs_table(rows: list[dict]) -> Table:
+    """Test metrics per run; one study's runs name it in the title instead of a column, so
+    every metric fits an 80-column terminal."""
+    studies = sorted({r["study"] for r in rows})
+    keys = ["id", *(["study"] if len(studies) > 1 else []), "variant", "seed", "status"]
+    shown = metrics()  # every registered metric, test split
+    table = Table(title=f"runs of {studies[0]}" if len(studies) == 1 else "runs",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for key in keys:
+        table.add_column(key, justify="right" if key in ("id", "seed") else "left")
+    for metric in shown:  # numbers are never cut; names are, on a narrow terminal
+        table.add_column(metric.header, justify="right", no_wrap=True, min_width=5)
+    for r in rows:
+        table.add_row(*(str(r[key]) for key in keys), *(_fmt(r[m.name]) for m in shown))
+    return table
+
+
+@app.command("show")
+def show_run(
+    run_id: Annotated[int, typer.Argument(help="Run id from `ablate runs list`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    db: opt.Db = None,
+) -> None:
+    """Show one run: its config, status, epochs, final metrics and error.
+
+    Example: ablate runs show 3
+    """
+    with RunStore(db, readonly=True) as store:
+        run = store.get_run(run_id)
+        info = run.as_dict()
+        info["config"] = run.config
+        info["val"], info["test"] = run.metrics("val"), run.metrics("test")
+        info["epochs"] = store.epochs(run_id)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    console.print(f"[bold]run {run_id}[/bold]: {info['study']} / {info['variant']} "
+                  f"seed {info['seed']} — {info['status']}")
+    for key in ("label", "config_hash", "host", "pid", "started_at", "ended_at", "code_version",
+                "save_dir", "best_epoch", "trial_number"):
+        if info.get(key) is not None:
+            console.print(f"  {key}: {info[key]}")
+    for split in ("val", "test"):
+        m = info[split]
+        if any(v is not None for v in m.values()):
+            console.print(f"  {split}: " + "  ".join(f"{k} {_fmt(v)}" for k, v in m.items()))
+    if info["epochs"]:
+        last = info["epochs"][-1]
+        console.print(f"  epochs recorded: {len(info['epochs'])}; last: "
+                      + "  ".join(f"{k} {v:.4g}" for k, v in last.items()
+                                  if isinstance(v, float)))
+    if info.get("error"):
+        console.print(f"  [red]error:[/red] {info['error']}")

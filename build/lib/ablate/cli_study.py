@@ -1,0 +1,90 @@
+"""``ablate study run|show``: the whole ablation of a study file, or its switch table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ablate import cli_options as opt
+from ablate.db import RunStore
+from ablate.errors import TrainingError, UsageError
+from ablate.pipeline import RunOutcome, RunSpec, plan, run_specs
+from ablate.progress import reporter
+from ablate.study import Study, load_study, variant_table
+
+study_app = typer.Typer(help="Run or inspect a study file (variants A-G).", no_args_is_help=True)
+console = Console()
+
+
+def train_and_summarise(study: Study, specs: list[RunSpec], options: opt.RunOptions) -> None:
+    """Record the study, execute its planned runs, print the counts; failed runs are an
+    error naming them."""
+    with RunStore(options.db) as store, reporter(options.quiet) as shown:
+        store.record_study(study.name, study.to_record())
+        outcomes = run_specs(store, specs, shown)
+    summarise(outcomes)
+
+
+def summarise(outcomes: list[RunOutcome]) -> None:
+    trained = sum(o.trained for o in outcomes)
+    skipped = sum(o.skipped for o in outcomes)
+    failed = [o for o in outcomes if o.status == "failed"]
+    typer.echo(f"{trained} trained, {skipped} skipped, {len(failed)} failed")
+    if failed:
+        names = ", ".join(f"{o.variant}/seed {o.seed} (run {o.run_id})" for o in failed)
+        raise TrainingError(f"failed runs: {names}; first error: {failed[0].error}; "
+                          "see `ablate runs show ID`")
+
+
+def seed_list(seeds: int | None, seed: list[int] | None) -> list[int]:
+    if seeds is not None and seed:
+        raise UsageError("give either --seeds N or --seed S (repeatable), not both")
+    if seeds is not None and seeds < 1:
+        raise UsageError(f"--seeds {seeds} is not valid; it must be >= 1")
+    for value in seed or []:
+        if value < 0:
+            raise UsageError(f"--seed {value} is not valid; it must be >= 0")
+    return list(range(seeds)) if seeds is not None else (seed or [0])
+
+
+@study_app.command("run")
+@opt.with_run_options
+def study_run(
+    study_file: Annotated[Path, typer.Argument(help="Study file, e.g. studies/demo.toml.")],
+    variants: Annotated[str | None, typer.Option(
+        "--variants", help="Comma-separated variants, e.g. A,C,G. Default: all.")] = None,
+    seeds: Annotated[int | None, typer.Option(
+        "--seeds", help="Run seeds 0..N-1.")] = None,
+    seed: Annotated[list[int] | None, typer.Option(
+        "--seed", help="Run this seed (repeatable).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Retrain runs already done.")] = False,
+    save_dir: opt.SaveRoot = Path("runs"),
+    *,
+    options: opt.RunOptions,
+) -> None:
+    """Train every (variant, seed) of a study not already done with the same config.
+
+    Interrupted or crashed runs resume from their last checkpoint; several workers on one
+    database split the work.
+
+    Example: ablate study run studies/demo.toml --variants A,G --seeds 3
+    """
+    seeds_run = seed_list(seeds, seed)
+    study = load_study(study_file, options.plugins)
+    specs = plan(study, study.select(variants), seeds_run, options.overrides(), save_dir, force)
+    train_and_summarise(study, specs, options)
+
+
+@study_app.command("show")
+def study_show(
+    study_file: Annotated[Path, typer.Argument(help="Study file, e.g. studies/demo.toml.")],
+    plugins: opt.Plugins = None,
+) -> None:
+    """Show a study's variants as a table of their switches.
+
+    Example: ablate study show studies/demo.toml
+    """
+    console.print(variant_table(load_study(study_file, tuple(plugins or ()))))

@@ -1,0 +1,162 @@
+"""``build_report``: everything a report shows, gathered from the runs database once, so that
+every output format renders the same numbers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ablate.db import RunStore
+from ablate.errors import AblateError, UsageError
+from ablate.report import stats
+from ablate.report.baselines import Baseline, choose, load_baselines
+from ablate.report.runs import VariantRow, resolve_study, variant_rows
+from ablate.report.table import build_table, table_metrics
+
+SPLITS = ("test", "val")
+
+
+@dataclass
+class Report:
+    study: str
+    description: str
+    split: str
+    db: str
+    reference: str  # key of the reference baseline row ("BM")
+    baselines: list[Baseline]
+    rows: list[VariantRow]
+    table: pd.DataFrame  # see table.build_table
+    # One row per (row, against, metric): against is "parent" or "first"; see stats.PairedTest.
+    significance: pd.DataFrame
+    sig_metric: str  # the GAME level the main table's significance columns show
+    first: str | None  # the first variant (A): every variant is also tested against it
+    dataset: str
+    metrics: list[str]  # the main table's metric columns (table.table_metrics)
+    notes: list[str] = field(default_factory=list)
+    curves: dict[str, list[tuple[int, list[dict[str, Any]]]]] = field(default_factory=dict)
+    tuning: list[dict[str, Any]] = field(default_factory=list)
+
+    def test(self, row: str, against: str, metric: str | None = None) -> stats.PairedTest | str:
+        """The paired test of ``row`` against its "parent" or the "first" variant, or the
+        reason there is none."""
+        metric = metric or self.sig_metric
+        sig = self.significance
+        hit = sig[(sig["row"] == row) & (sig["against"] == against) & (sig["metric"] == metric)]
+        if hit.empty:
+            return ""
+        found = hit.iloc[0]
+        if isinstance(found["note"], str) and found["note"]:
+            return found["note"]
+        return stats.PairedTest(int(found["n_images"]), found["mean_diff"], found["ci_low"],
+                                found["ci_high"], found["p_value"])
+
+
+def build_report(store: RunStore, study: str | None = None, split: str = "test",
+                 baselines: str | None = None, baseline_file: str | None = None,
+                 sig_metric: str = "game3") -> Report:
+    """Gather the rows of ``study`` (a name in the database or a study file; None: the only
+    study there) with the chosen baseline rows ("BM,IADM", "all"; BM is always included)."""
+    if split not in SPLITS:
+        raise UsageError(f"--split {split!r} is not valid; choose one of {', '.join(SPLITS)}")
+    if sig_metric not in stats.GAME_METRICS:
+        raise UsageError(f"--sig-metric {sig_metric!r} is not valid; choose one of "
+                          f"{', '.join(stats.GAME_METRICS)}")
+    name, study_file, study_notes = resolve_study(store, study)
+    reference = study_file.baseline if study_file is not None else "BM"
+    chosen = choose(load_baselines(baseline_file), baselines, reference)
+    tuning, tune_notes = _tuning(store, name)
+    best_trials = {t["best_run_id"] for t in tuning if isinstance(t.get("best_run_id"), int)}
+    rows = variant_rows(store, name, study_file, best_trials)
+    names = table_metrics()
+    table = build_table(chosen, rows, split, reference, names)
+    first = next((row.key for row in rows if not row.tuned), None)
+    significance, sig_notes = _significance(store, rows, first, split)
+    curves = {row.key: [(run.seed, store.epochs(run.id)) for run in row.runs] for row in rows}
+    notes = study_notes + [note for row in rows for note in row.notes] + sig_notes + tune_notes
+    if not rows[0].runs[-1].config.get("data", {}).get("data_path"):
+        notes.insert(0, "the variants ran on the built-in synthetic data: compare them with "
+                        "each other; the published rows (RGBT-CC test) are context, and a "
+                        "mark of beating BM means nothing here")
+    left_out = Counter(run.status for run in store.list_runs(name) if run.status != "done")
+    if left_out:
+        notes.append("not in the table (not done): " + ", ".join(
+            f"{n} {status}" for status, n in sorted(left_out.items())) + " run(s)")
+    return Report(name, study_file.description if study_file is not None else "", split,
+                  store.display_url, reference, chosen, rows, table, significance, sig_metric,
+                  first, _dataset(rows), names, notes, curves, tuning)
+
+
+def _significance(store: RunStore, rows: list[VariantRow], first: str | None,
+                  split: str) -> tuple[pd.DataFrame, list[str]]:
+    images = {row.key: stats.per_image(store, row.runs, split) for row in rows}
+    records = []
+    for row in rows:
+        for against, other in (("parent", row.parent), ("first", first)):
+            if other is None or other == row.key or other not in images:
+                continue
+            result = stats.compare(images[row.key], images[other])
+            for metric in stats.GAME_METRICS:
+                record = {"row": row.key, "against": against, "against_key": other,
+                          "metric": metric, "n_images": 0, "mean_diff": None, "ci_low": None,
+                          "ci_high": None, "p_value": None, "note": ""}
+                if isinstance(result, str):
+                    record["note"] = result
+                else:
+                    test = result[metric]
+                    record.update(n_images=test.n_images, mean_diff=test.mean_diff,
+                                  ci_low=test.ci_low, ci_high=test.ci_high,
+                                  p_value=test.p_value)
+                records.append(record)
+    columns = ["row", "against", "against_key", "metric", "n_images", "mean_diff", "ci_low",
+               "ci_high", "p_value", "note"]
+    frame = pd.DataFrame.from_records(records, columns=columns)
+    notes = []
+    if all(images[key].empty for key in images):
+        notes.append(f"no per-image {split} results are stored (runs record them for test "
+                     "only), so there is no significance test")
+    return frame, notes
+
+
+def _tuning(store: RunStore, study: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each tuning's summary from ``ablate.tune``, looked up where ``ablate tune`` keeps it."""
+    names = sorted({run.tune_study for run in store.list_runs(study) if run.tune_study})
+    if not names:
+        return [], []
+    # Imported here: Optuna is slow to import and only tuned studies need it.
+    from ablate.tune import tune_summary
+
+    out, notes = [], []
+    for name in names:
+        reasons = []
+        for url in _storages(store):
+            try:
+                summary = tune_summary(url, name)
+            except AblateError as exc:  # not in this storage, or the storage cannot be read
+                reasons.append(str(exc))
+                continue
+            out.append({"name": name, **summary})
+            break
+        else:
+            notes.append(f"tuning {name!r} skipped: {'; '.join(reasons)}")
+    return out, notes
+
+
+def _storages(store: RunStore) -> list[str]:
+    """Where ``ablate tune`` keeps its Optuna studies: the runs database itself, or (several
+    workers on SQLite) the journal file ``ablate.tune.storage`` puts next to it."""
+    from ablate.tune.storage import journal_path
+
+    url = store.url.render_as_string(hide_password=False)
+    journal = journal_path(store.url)
+    return [url, str(journal)] if journal is not None and journal.is_file() else [url]
+
+
+def _dataset(rows: list[VariantRow]) -> str:
+    data = rows[0].runs[-1].config.get("data", {})
+    if data.get("data_path"):
+        return str(data["data_path"])
+    return (f"built-in synthetic data (RGB shifted up to {data.get('synth_shift', '?')} px and "
+            f"rotated up to {data.get('synth_rotation', '?')} deg against the thermal labels)")

@@ -1,0 +1,117 @@
+"""Numbers and user text as each output format writes them.
+
+Templates get raw values and format them with these filters. In LaTeX and Markdown every
+value a template prints is escaped unless a filter marked it ``Safe`` (its own markup around
+numbers), so a variant called ``50%_&$#{}`` or ``<script>`` prints as text, never as markup.
+HTML escaping is Jinja's own autoescape.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+}
+_LATEX_RE = re.compile("|".join(re.escape(c) for c in LATEX_SPECIAL))
+# Characters with a meaning in (GitHub) Markdown tables and inline markup.
+_MD_RE = re.compile(r"([\\`*_\[\]<>|#])")
+
+
+class Safe(str):
+    """Text already in the target format; the template's finalize prints it unchanged."""
+
+
+def latex_escape(text: Any) -> str:
+    return _LATEX_RE.sub(lambda m: LATEX_SPECIAL[m.group()], str(text))
+
+
+def markdown_escape(text: Any) -> str:
+    return _MD_RE.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def num(value: Any) -> str:
+    return "-" if missing(value) else f"{value:.2f}"
+
+
+def value_text(value: Any) -> str:
+    """A parameter or objective value: numbers to 4 significant digits, lists item by item."""
+    if isinstance(value, list | tuple):
+        return ", ".join(value_text(v) for v in value)
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def signed(value: Any) -> str:
+    return "" if missing(value) else f"{value:+.2f}"
+
+
+def pm(value: Any) -> str:
+    return "" if missing(value) else f" ± {value:.2f}"
+
+
+def pvalue(value: Any) -> str:
+    if missing(value):
+        return ""
+    return "p<0.001" if value < 0.001 else f"p={value:.3f}"
+
+
+def test_text(test: Any) -> str:
+    """A stats.PairedTest as "-1.23 [-2.10, -0.40] p=0.003", or the reason there is none."""
+    if test is None or isinstance(test, str):
+        return test or ""
+    return (f"{test.mean_diff:+.2f} [{test.ci_low:+.2f}, {test.ci_high:+.2f}] "
+            f"{pvalue(test.p_value)}")
+
+
+def switch_text(on: bool, detail: str) -> str:
+    return ("✓ " + detail if detail else "✓") if on else detail
+
+
+class Latex:
+    """The LaTeX filters: minus signs in math mode, the check mark as ``$\\surd$`` so the table
+    needs no package beyond booktabs."""
+
+    @staticmethod
+    def num(value: Any) -> Safe:
+        return Safe("--" if missing(value) else f"{value:.2f}")
+
+    @staticmethod
+    def signed(value: Any) -> Safe:
+        return Safe("" if missing(value) else f"${value:+.2f}$")
+
+    @staticmethod
+    def pm(value: Any) -> Safe:
+        return Safe("" if missing(value) else rf"{{\scriptsize${{\pm}}${value:.2f}}}")
+
+    @staticmethod
+    def test(test: Any) -> Safe:
+        if test is None or isinstance(test, str):
+            return Safe(latex_escape(test or ""))
+        p = "$p<0.001$" if test.p_value < 0.001 else f"$p={test.p_value:.3f}$"
+        return Safe(f"${test.mean_diff:+.2f}$ [${test.ci_low:+.2f}$, ${test.ci_high:+.2f}$] {p}")
+
+    @staticmethod
+    def stars(test: Any) -> Safe:
+        """The mean difference with Wilcoxon stars: short enough for the main table."""
+        if test is None or isinstance(test, str):
+            return Safe("--" if test else "")
+        stars = next((s for p, s in ((0.001, "***"), (0.01, "**"), (0.05, "*"))
+                      if test.p_value < p), "")
+        return Safe(f"${test.mean_diff:+.2f}^{{{stars}}}$" if stars else
+                    f"${test.mean_diff:+.2f}$")
+
+    @staticmethod
+    def switch(on: bool, detail: str) -> Safe:
+        """The check mark alone (details such as flow@1 would widen the table); a choice such
+        as the fusion is printed as its value."""
+        return Safe(r"$\surd$" if on else latex_escape(detail))

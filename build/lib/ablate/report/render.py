@@ -1,0 +1,152 @@
+"""Render a Report as HTML, LaTeX or Markdown (Jinja2 templates in ``ablate/templates``) or CSV
+(pandas), and write it where the user asked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from ablate.errors import AblateError, UsageError
+from ablate.paths import safe_name
+from ablate.report import charts, fmt
+from ablate.report.build import Report
+from ablate.report.stats import GAME_METRICS
+from ablate.report.table import SWITCH_HEADERS, SWITCHES, header
+
+FORMATS = {"html": "html", "latex": "tex", "markdown": "md", "csv": "csv"}
+TEMPLATES = {"html": "report.html.j2", "latex": "report.tex.j2", "markdown": "report.md.j2"}
+
+
+def render_report(report: Report, format: str = "html") -> str:
+    """The report as text in ``format`` (html, latex, markdown or csv)."""
+    if format not in FORMATS:
+        raise UsageError(f"--format {format!r} is not valid; choose one of {', '.join(FORMATS)}")
+    if format == "csv":
+        return flat_frame(report).to_csv(index=False, float_format="%.6g")
+    context = view(report)
+    if format == "html":
+        context["charts"] = charts.report_charts(report)
+    return _environment(format).get_template(TEMPLATES[format]).render(**context)
+
+
+def write_report(report: Report, format: str = "html", out: str | Path | None = None) -> Path:
+    """Write the rendered report to ``out`` (default ``reports/<study>.<ext>``)."""
+    path = Path(out) if out is not None else default_path(report.study, format)
+    text = render_report(report, format)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise AblateError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def default_path(study: str, format: str) -> Path:
+    """``reports/<study>.<ext>``; the study name is made one inert file name first."""
+    return Path("reports") / f"{safe_name(study, 'study')}.{FORMATS.get(format, format)}"
+
+
+def view(report: Report) -> dict[str, Any]:
+    """What every template gets: raw values; the templates format them with filters."""
+    table = report.table
+    rows = []
+    for key, r in table.iterrows():
+        cells = [{"mean": r[f"{m}_mean"], "std": r[f"{m}_std"], "d_ref": r[f"{m}_d_ref"],
+                  "d_parent": r[f"{m}_d_parent"], "best": bool(r[f"{m}_best"]),
+                  "beats": bool(r[f"{m}_beats_ref"])} for m in report.metrics]
+        parent = None if fmt.missing(r["parent"]) else r["parent"]
+        rows.append({"key": key, "label": r["label"], "kind": r["kind"], "parent": parent,
+                     "n": int(r["n"]), "source": r["source"], "cells": cells,
+                     "switches": [_switch(s, r[f"sw_{s}"]) for s in SWITCHES],
+                     "vs_parent": report.test(key, "parent"),
+                     "vs_first": report.test(key, "first")})
+    return {
+        "report": report,
+        "title": f"{report.study}: results against {report.reference}",
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "metric_headers": [header(m) for m in report.metrics],
+        "switch_headers": [SWITCH_HEADERS.get(s, s) for s in SWITCHES],
+        "baseline_rows": [row for row in rows if row["kind"] == "baseline"],
+        "variant_rows": [row for row in rows if row["kind"] != "baseline"],
+        "sig_header": header(report.sig_metric),
+        "sig_rows": _sig_rows(report),
+        "game_headers": [header(m) for m in GAME_METRICS],
+        "label_slug": re.sub(r"[^A-Za-z0-9]+", "-", report.study).strip("-") or "study",
+    }
+
+
+def flat_frame(report: Report) -> pd.DataFrame:
+    """The table frame with every paired test as columns ``<metric>_vs_<parent|first>_...``."""
+    frame = report.table.reset_index().rename(columns={"key": "row"})
+    for column in (c for c in frame.columns if c.startswith("sw_")):
+        frame[column] = frame[column].map(lambda v: "" if fmt.missing(v) or v is False else v)
+    sig = report.significance
+    if not sig.empty:
+        wide = sig.pivot_table(index="row", columns=["metric", "against"],
+                               values=["mean_diff", "ci_low", "ci_high", "p_value"],
+                               aggfunc="first")
+        order = [(v, m, a) for m in GAME_METRICS for a in ("parent", "first")
+                 for v in ("mean_diff", "ci_low", "ci_high", "p_value") if (v, m, a) in wide]
+        wide = wide[order]
+        wide.columns = [f"{metric}_vs_{against}_{value}" for value, metric, against in order]
+        wide = wide.reset_index()
+        frame = frame.merge(wide, on="row", how="left")
+        keys = sig.drop_duplicates(["row", "against"]).pivot(index="row", columns="against",
+                                                             values="against_key")
+        keys.columns = [f"vs_{c}_row" for c in keys.columns]
+        frame = frame.merge(keys.reset_index(), on="row", how="left")
+    frame.insert(1, "split", report.split)
+    return frame
+
+
+def _switch(name: str, value: Any) -> dict[str, Any]:
+    if fmt.missing(value) or value is False:
+        return {"on": False, "detail": ""}
+    if name == "fusion":  # a choice, not an on/off switch: print which
+        return {"on": False, "detail": str(value)}
+    return {"on": True, "detail": "" if value is True else str(value)}
+
+
+def _sig_rows(report: Report) -> list[dict[str, Any]]:
+    out = []
+    sig = report.significance
+    for key, against in sig[["row", "against"]].drop_duplicates().itertuples(index=False):
+        other = sig[(sig["row"] == key) & (sig["against"] == against)]["against_key"].iloc[0]
+        out.append({"key": key, "against": against, "other": other,
+                    "tests": [report.test(key, against, m) for m in GAME_METRICS]})
+    return out
+
+
+def _finalize(escape):
+    return lambda value: value if isinstance(value, fmt.Safe) else escape(
+        "" if value is None else value)
+
+
+def _environment(format: str) -> Environment:
+    loader = PackageLoader("ablate", "templates")
+    common = {"loader": loader, "trim_blocks": True, "lstrip_blocks": True,
+              "keep_trailing_newline": True, "undefined": StrictUndefined}
+    if format == "html":
+        env = Environment(autoescape=True, **common)
+        env.filters.update(num=fmt.num, signed=fmt.signed, test=fmt.test_text, pm=fmt.pm,
+                           value=fmt.value_text,
+                           switch=fmt.switch_text, pvalue=fmt.pvalue)
+    elif format == "latex":
+        env = Environment(autoescape=False, finalize=_finalize(fmt.latex_escape), **common)
+        env.filters.update(num=fmt.Latex.num, signed=fmt.Latex.signed, pm=fmt.Latex.pm,
+                           test=fmt.Latex.test, switch=fmt.Latex.switch, stars=fmt.Latex.stars,
+                           safe_tex=lambda text: fmt.Safe(text))
+    else:
+        env = Environment(autoescape=False, finalize=_finalize(fmt.markdown_escape), **common)
+        env.filters.update(num=lambda v: fmt.Safe(fmt.num(v)),
+                           signed=lambda v: fmt.Safe(fmt.signed(v)),
+                           pm=lambda v: fmt.Safe(fmt.pm(v)),
+                           test=lambda t: fmt.Safe(fmt.test_text(t)),
+                           switch=lambda on, d: fmt.Safe(fmt.markdown_escape(
+                               fmt.switch_text(on, d))))
+    return env

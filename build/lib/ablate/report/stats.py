@@ -1,0 +1,94 @@
+"""Is a difference between two variants real? A paired test over the test images.
+
+Each image's GAME value is averaged over a variant's seeds, so both variants are measured on
+the same images; the test is on the per-image differences d = variant - other:
+a percentile bootstrap 95% confidence interval of mean(d) (fixed seed, reproducible) and the
+Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``, two-sided).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ablate.db import Run, RunStore
+from model.metrics import GAME_LEVELS
+
+# Per image the protocol fixes GAME0-3, so the paired tests are over those levels.
+GAME_METRICS = tuple(f"game{level}" for level in GAME_LEVELS)
+N_BOOTSTRAP = 10_000
+BOOTSTRAP_SEED = 0
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    n_images: int
+    mean_diff: float  # mean over images of (variant - other); negative = variant better
+    ci_low: float
+    ci_high: float
+    p_value: float  # Wilcoxon signed-rank, two-sided
+
+    @property
+    def significant(self) -> bool:
+        """The CI excludes 0 (at the 95% level)."""
+        return self.ci_low > 0 or self.ci_high < 0
+
+
+def paired_test(diff: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
+                level: float = LEVEL) -> PairedTest:
+    """Bootstrap CI of the mean and Wilcoxon p-value of paired differences ``diff``."""
+    diff = np.asarray(diff, dtype=np.float64)
+    if diff.ndim != 1 or len(diff) == 0 or not np.isfinite(diff).all():
+        raise ValueError("paired_test needs a non-empty 1-D array of finite differences")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(diff), size=(n_boot, len(diff)))
+    means = diff[picks].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return PairedTest(len(diff), float(diff.mean()), float(low), float(high), _wilcoxon(diff))
+
+
+def _wilcoxon(diff: np.ndarray) -> float:
+    if not np.any(diff):
+        return 1.0  # identical predictions: no evidence of any difference
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # small-sample and tie notes; the p-value stands
+        return float(stats.wilcoxon(diff, alternative="two-sided").pvalue)
+
+
+def per_image(store: RunStore, runs: list[Run], split: str) -> pd.DataFrame:
+    """Per-image GAME0-3 averaged over ``runs`` (the seeds of one row), indexed by image id,
+    with the true count to check that two rows were tested on the same images."""
+    frames = [pd.DataFrame(store.image_results(run.id, split)) for run in runs]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=["true_count", *GAME_METRICS])
+    table = pd.concat(frames)[["image_id", "true_count", *GAME_METRICS]]
+    numeric = ["true_count", *GAME_METRICS]
+    table[numeric] = table[numeric].astype(np.float64)  # None (a NaN prediction) -> NaN
+    return table.groupby("image_id").mean()
+
+
+def compare(variant: pd.DataFrame, other: pd.DataFrame) -> dict[str, PairedTest] | str:
+    """One PairedTest per GAME level, or the reason no test could be made."""
+    if variant.empty or other.empty:
+        return "no per-image results"
+    common = variant.index.intersection(other.index)
+    if len(common) == 0:
+        return "no common test images"
+    a, b = variant.loc[common], other.loc[common]
+    if not np.allclose(a["true_count"], b["true_count"]):
+        return "tested on different images"
+    out = {}
+    for metric in GAME_METRICS:
+        diff = (a[metric] - b[metric]).to_numpy(dtype=np.float64)
+        keep = np.isfinite(diff)  # an image whose prediction was NaN has no GAME value
+        if not keep.any():
+            return f"no finite {metric} values"
+        out[metric] = paired_test(diff[keep])
+    return out

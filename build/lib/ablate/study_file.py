@@ -1,0 +1,89 @@
+"""Reading a study file: TOML whose syntax errors name the file and line, and the checks of
+its keys and values, each failure one ``StudyError`` naming the file, table and key."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ablate.errors import StudyError
+from model.config import FIELD_SECTION, RunConfig, unknown_key_error
+
+# Fields chosen per run, and the option that chooses them: a study file or --set value would
+# be overwritten, so both are refused.
+PER_RUN_KEYS = {"seed": "--seed or --seeds"}
+_TOML_AT = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
+
+
+def unknown(kind: str, name: Any, valid: list[str]) -> str:
+    close = difflib.get_close_matches(str(name), valid, n=3)
+    close = close or [v for v in valid if v.lower() == str(name).lower()]
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return f"unknown {kind} {name!r}; {hint}valid: {', '.join(valid)}"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise StudyError(f"{path} is a directory, not a study file")
+    if not path.is_file():
+        siblings = sorted(str(p) for p in path.parent.glob("*.toml"))
+        hint = f" (found: {', '.join(siblings)})" if siblings else ""
+        raise StudyError(f"study file not found: {path}{hint}")
+    text = path.read_bytes()
+    try:
+        return tomllib.loads(text.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_AT.search(message)
+        reason = _TOML_AT.sub("", message) if match else message
+        if match and match.group(1):
+            where = f"line {match.group(1)}, column {match.group(2)}"
+        else:
+            where = f"line {len(text.splitlines()) or 1} (end of file)"
+        raise StudyError(f"{path} {where}: {reason}") from None
+
+
+def checked_key(key: str, where: str) -> str:
+    try:
+        name = flat_key(key)
+    except ValueError as exc:
+        raise StudyError(f"{where}: {exc}") from None
+    check_per_run(name, where)
+    return name
+
+
+def flat_key(key: str) -> str:
+    """``stn`` or ``model.stn`` -> ``stn``; anything else is an unknown key."""
+    section, _, name = str(key).rpartition(".")
+    if name not in FIELD_SECTION:
+        raise unknown_key_error(str(key), list(FIELD_SECTION))
+    if section and section != FIELD_SECTION[name]:
+        raise ValueError(f"unknown config key {key!r}; {name} is in the "
+                         f"{FIELD_SECTION[name]} section: write {name} or "
+                         f"{FIELD_SECTION[name]}.{name}")
+    return name
+
+
+def check_per_run(key: str, where: str) -> None:
+    if key in PER_RUN_KEYS:
+        raise StudyError(f"{where}: {key} is chosen per run: use {PER_RUN_KEYS[key]}")
+
+
+def validate(overrides: dict[str, Any], where: str, own: set[str],
+              in_section: bool = False) -> None:
+    """Build the config once so a bad value fails at load time, naming the key."""
+    try:
+        RunConfig().with_overrides(overrides)
+    except (ValueError, TypeError) as exc:
+        named = [k for k in overrides if re.search(rf"(?<![\w.]){re.escape(k)}\b", str(exc))]
+        named.sort(key=lambda k: k not in own)  # blame this variant's own keys first
+        if named and in_section:
+            where = f"{where} [{FIELD_SECTION[named[0]]}] {named[0]}"
+        elif named:
+            where = f"{where}, key {named[0]!r}"
+        raise StudyError(f"{where}: {exc}") from None

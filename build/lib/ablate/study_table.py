@@ -1,0 +1,73 @@
+"""The ablation's switch matrix and ``ablate study show``'s table of it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+from rich.table import Table
+
+from model.config import RunConfig
+
+if TYPE_CHECKING:
+    from ablate.study import Study
+
+
+def variant_switches(config: RunConfig) -> dict[str, str | bool]:
+    """The ablation's switch matrix: False when off, True or a short detail when on."""
+    m, loss = config.model, config.loss
+    return {
+        "shared_backbone": m.shared_backbone,
+        "stn": m.stn,
+        "offset_align": f"{m.offset_mode}@{m.offset_stage}" if m.offset_align else False,
+        "fusion": m.fusion,
+        "local_count": f"{loss.local_count:g}" if loss.local_count > 0 else False,
+        "grl": f"{loss.domain:g}" if m.grl else False,  # the domain-loss weight it reverses
+    }
+
+
+# (column header, config keys behind it, cell text from a RunConfig)
+_COLUMNS = (
+    ("backbone", ("backbone", "pretrained"), lambda c: c.model.backbone),
+    ("shared", ("shared_backbone",), lambda c: _on(c.model.shared_backbone)),
+    ("STN", ("stn",), lambda c: _on(c.model.stn)),
+    ("offset", ("offset_align", "offset_mode", "offset_stage"),
+     lambda c: f"{c.model.offset_mode}@{c.model.offset_stage}" if c.model.offset_align else "-"),
+    ("fusion", ("fusion",), lambda c: c.model.fusion),
+    ("local count", ("local_count", "local_count_levels", "local_count_level_weights"),
+     lambda c: _weight(c.loss.local_count)),
+    ("feat L1", ("feat_l1",), lambda c: _weight(c.loss.feat_l1)),
+    ("TV", ("tv",), lambda c: _weight(c.loss.tv)),
+    ("GRL/domain", ("grl", "grl_lambda", "domain"),
+     lambda c: f"{c.model.grl_lambda:g}/{c.loss.domain:g}" if c.model.grl
+     else f"-/{c.loss.domain:g}" if c.loss.domain > 0 else "-"),
+    ("multiscale", ("multiscale", "multiscale_weight"),
+     lambda c: f"{c.loss.multiscale_weight:g}" if c.model.multiscale else "-"),
+)
+
+
+def variant_table(study: Study) -> Table:
+    """One row per variant with its switches; cells the variant itself changes are bold."""
+    title = f"{study.name}: {study.description}" if study.description else study.name
+    table = Table(title=escape(title),
+                  caption=f"reference row: {study.baseline}; checkpoint selection: val "
+                  f"{study.select_metric}; GRL/domain is lambda/weight")
+    for header in ("variant", "label", "base", *(column[0] for column in _COLUMNS)):
+        table.add_column(header)
+    for variant in study.variants.values():
+        config = RunConfig().with_overrides({**variant.overrides, "seed": 0})
+        cells = [
+            f"[bold]{text}[/bold]" if set(keys) & set(variant.changes) else text
+            for _, keys, cell in _COLUMNS
+            for text in [cell(config)]
+        ]
+        table.add_row(variant.name, escape(variant.label), variant.parent or "", *cells)
+    return table
+
+
+def _on(flag: bool) -> str:
+    return "yes" if flag else "-"
+
+
+def _weight(value: float) -> str:
+    return f"{value:g}" if value > 0 else "-"

@@ -1,0 +1,138 @@
+"""``RunConfig``: the four sections together, flat ``key=value`` overrides, and the hash that
+identifies an experiment in the runs database."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from model.config.sections import DataConfig, LossConfig, ModelConfig, TrainConfig
+from model.config.validation import hints, invalid, parse_text
+from model.errors import ConfigError
+
+# How a run is executed, not what it computes: left out of the config hash, so the same
+# experiment on another machine, worker count or memory layout is recognised as done.
+EXECUTION_FIELDS = ("device", "num_workers", "on_device", "compile", "channels_last")
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+}
+
+
+def field_section() -> dict[str, str]:
+    """Map every flat field name to the section that owns it."""
+    owner: dict[str, str] = {}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            assert f.name not in owner, f"field {f.name} defined twice"
+            owner[f.name] = section
+    return owner
+
+
+FIELD_SECTION = field_section()
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """A ``--set`` string parsed by the field's exact type hint; any other value (TOML, JSON)
+    is left to the section's validation, which also turns lists into tuples."""
+    return parse_text(hints(cls)[name], value) if isinstance(value, str) else value
+
+
+def unknown_key_error(key: str, valid: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=3)
+    if close:
+        hint = f"did you mean {', '.join(close)}?"
+    else:
+        hint = f"valid keys: {', '.join(sorted(valid))}"
+    return ConfigError(f"unknown config key {key!r}; {hint}")
+
+
+# The largest encoder stride: a crop smaller than this leaves the deepest stage no pixel.
+MIN_CROP = 16
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run. Its hash identifies a run in the database."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        for name, cls in SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"RunConfig.{name} must be a {cls.__name__}, "
+                                  f"not {type(getattr(self, name)).__name__}")
+        self._check_crop()
+
+    def _check_crop(self) -> None:
+        crop, ratio = self.data.crop_size, self.model.downsample_ratio
+        if crop % ratio:
+            raise invalid("crop_size", crop, f"it must be divisible by downsample_ratio={ratio}")
+        if crop < max(MIN_CROP, ratio):
+            raise invalid("crop_size", crop, f"it must be >= {max(MIN_CROP, ratio)}, the "
+                          "deepest stride of the network")
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    def flat(self) -> dict[str, Any]:
+        return {k: v for section in self.to_dict().values() for k, v in section.items()}
+
+    def identity(self) -> dict[str, dict[str, Any]]:
+        """``to_dict`` less what cannot change the result: the execution settings, and the
+        synthetic-data settings when the data comes from disk."""
+        sections = self.to_dict()
+        for name in EXECUTION_FIELDS:
+            del sections[FIELD_SECTION[name]][name]
+        if self.data.data_path is not None:
+            sections["data"] = {k: v for k, v in sections["data"].items()
+                                if not k.startswith("synth_")}
+        return sections
+
+    def config_hash(self) -> str:
+        """Identifies the experiment: equal for runs that must give the same result."""
+        text = json.dumps(self.identity(), sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
+        """Apply flat (``stn``) or dotted (``model.stn``) keys; unknown keys are errors."""
+        grouped: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+        for key, value in overrides.items():
+            section, _, name = str(key).rpartition(".")
+            if not section:
+                section = FIELD_SECTION.get(name, "")
+            if section not in SECTIONS or FIELD_SECTION.get(name) != section:
+                raise unknown_key_error(str(key), list(FIELD_SECTION))
+            grouped[section][name] = _coerce(SECTIONS[section], name, value)
+        parts = {
+            section: dataclasses.replace(getattr(self, section), **changes)
+            for section, changes in grouped.items()
+        }
+        return RunConfig(**parts)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Inverse of ``to_dict`` (also accepts a flat dict)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a table of sections, not {type(data).__name__}")
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in SECTIONS and isinstance(value, dict):
+                flat.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                flat[key] = value
+        return cls().with_overrides(flat)
+
+
+for _name in EXECUTION_FIELDS:
+    assert _name in FIELD_SECTION, f"EXECUTION_FIELDS names {_name}, which is no field"

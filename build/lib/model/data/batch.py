@@ -1,0 +1,27 @@
+"""One batch of RGB-T pairs as the loaders yield it and the engine consumes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+
+@dataclass
+class Batch:
+    rgb: torch.Tensor  # (B, 3, H, W); uint8 from the loaders, float after normalize()
+    thermal: torch.Tensor  # (B, C, H, W), C = thermal_channels
+    points: list[torch.Tensor]  # B tensors (N_i, 2) of (x, y) pixels in the thermal frame
+    ids: list[str]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.rgb.shape[-2]), int(self.rgb.shape[-1])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        return replace(
+            self,
+            rgb=self.rgb.to(device, non_blocking=non_blocking),
+            thermal=self.thermal.to(device, non_blocking=non_blocking),
+            points=[p.to(device, non_blocking=non_blocking) for p in self.points],
+        )

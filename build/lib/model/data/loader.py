@@ -1,0 +1,149 @@
+"""Epoch iterators: random crops for training, full images for evaluation.
+
+Three training paths with the same semantics (same generator -> same windows, flips and points):
+in-process on the CPU, a DataLoader with workers (and pinned memory for CUDA), and, with
+``on_device`` on CUDA, the whole decoded split resident on the GPU, cropped there in one gather
+per batch so the loader never starves a fast GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from model.config import DataConfig
+from model.data.augment import CropParams, crop_flip, crop_flip_points, crop_params, gather_crops
+from model.data.batch import Batch
+from model.data.sample import PairSet
+
+Job = tuple[int, int, int, bool, int]  # (pair index, top, left, flip, crop size)
+
+
+def _jobs(pairs: PairSet, cfg: DataConfig, batch_size: int, generator: torch.Generator):
+    """The epoch's shuffled order and crop windows, cut into batches (last partial one kept)."""
+    order = torch.randperm(len(pairs), generator=generator)
+    sizes = torch.tensor([pairs[int(i)].size for i in order]).view(-1, 2)
+    params = crop_params(sizes, cfg.crop_size, cfg.hflip, generator)
+    for start in range(0, len(order), batch_size):
+        stop = start + batch_size
+        yield (
+            order[start:stop],
+            CropParams(
+                params.tops[start:stop],
+                params.lefts[start:stop],
+                params.flips[start:stop],
+                params.size,
+            ),
+        )
+
+
+class _CropSet(Dataset):
+    """Indexed by a job, not a position, so workers apply windows drawn in the main process."""
+
+    def __init__(self, pairs: PairSet):
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, job: Job):
+        index, top, left, flip, crop = job
+        s = self.pairs[index]
+        rgb, thermal, points = crop_flip(s.rgb, s.thermal, s.points, top, left, flip, crop)
+        return rgb, thermal, points, s.id
+
+
+def _stack(items: list) -> tuple:
+    # A tuple, not a Batch, so DataLoader's pin_memory can walk it.
+    rgb, thermal, points, ids = zip(*items, strict=True)
+    return torch.stack(rgb), torch.stack(thermal), list(points), list(ids)
+
+
+def _job_lists(pairs, cfg, batch_size, generator) -> list[list[Job]]:
+    return [
+        [
+            (int(i), int(t), int(le), bool(f), p.size)
+            for i, t, le, f in zip(idx, p.tops, p.lefts, p.flips, strict=True)
+        ]
+        for idx, p in _jobs(pairs, cfg, batch_size, generator)
+    ]
+
+
+def _device_stack(pairs: PairSet, device: torch.device):
+    """Every image of the split on the device, once: (N, C, Hmax, Wmax) stacks plus sizes."""
+    key = str(device)
+    if key not in pairs.device_cache:
+        sizes = torch.tensor([s.size for s in pairs]).view(-1, 2)
+        h, w = (int(v) for v in sizes.max(0).values)
+        stacks = []
+        for attr in ("rgb", "thermal"):
+            channels = getattr(pairs[0], attr).shape[0]
+            stack = torch.zeros(len(pairs), channels, h, w, dtype=torch.uint8, device=device)
+            for i, s in enumerate(pairs):
+                image = getattr(s, attr)
+                stack[i, :, : image.shape[1], : image.shape[2]] = image.to(device)
+            stacks.append(stack)
+        pairs.device_cache[key] = (*stacks, sizes.to(device))
+    return pairs.device_cache[key]
+
+
+def _device_batches(pairs, cfg, batch_size, generator, device) -> Iterator[Batch]:
+    rgb_stack, thermal_stack, sizes = _device_stack(pairs, device)
+    for order, params in _jobs(pairs, cfg, batch_size, generator):
+        index = order.to(device)
+        points = [
+            crop_flip_points(
+                pairs[int(i)].points, pairs[int(i)].size, int(t), int(le), bool(f), params.size
+            )
+            for i, t, le, f in zip(order, params.tops, params.lefts, params.flips, strict=True)
+        ]
+        # One transfer for all point lists, then views: not B tiny copies.
+        counts = [len(p) for p in points]
+        on_device = torch.cat(points).to(device, non_blocking=True).split(counts)
+        yield Batch(
+            rgb=gather_crops(rgb_stack, sizes, index, params),
+            thermal=gather_crops(thermal_stack, sizes, index, params),
+            points=list(on_device),
+            ids=[pairs[int(i)].id for i in order],
+        )
+
+
+def train_batches(
+    pairs: PairSet,
+    cfg: DataConfig,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+) -> Iterator[Batch]:
+    """One shuffled epoch of uint8 crops of ``cfg.crop_size`` with a random horizontal flip.
+
+    ``generator`` is a CPU generator; the same seed gives the same epoch on every path.
+    """
+    device = torch.device(device)
+    if cfg.on_device and device.type == "cuda":
+        yield from _device_batches(pairs, cfg, batch_size, generator, device)
+        return
+    jobs = _job_lists(pairs, cfg, batch_size, generator)
+    dataset = _CropSet(pairs)
+    if cfg.num_workers > 0:
+        batches = DataLoader(
+            dataset,
+            batch_sampler=jobs,
+            num_workers=cfg.num_workers,
+            collate_fn=_stack,
+            pin_memory=device.type == "cuda",
+        )
+    else:
+        batches = (_stack([dataset[job] for job in batch]) for batch in jobs)
+    for rgb, thermal, points, ids in batches:
+        batch = Batch(rgb=rgb, thermal=thermal, points=points, ids=ids)
+        yield batch if device.type == "cpu" else batch.to(device, non_blocking=True)
+
+
+def eval_batches(pairs: PairSet, device: torch.device | str = "cpu") -> Iterator[Batch]:
+    """Every pair at full resolution, one per batch (the protocol evaluates uncropped images)."""
+    for s in pairs:
+        batch = Batch(rgb=s.rgb[None], thermal=s.thermal[None], points=[s.points], ids=[s.id])
+        yield batch if torch.device(device).type == "cpu" else batch.to(device)

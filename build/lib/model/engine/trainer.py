@@ -1,0 +1,192 @@
+"""The training loop: the plan's recipe, selection on val, test only at the selected checkpoint,
+resumable from the last epoch's checkpoint."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model.config import RunConfig
+from model.data import Splits, load_splits, normalize, random_affine, train_batches
+from model.engine import checkpoint
+from model.engine.device import autocast, resolve_device, rng_state, seed_everything, set_rng_state
+from model.engine.evaluate import evaluate
+from model.engine.optim import build_optimizer, build_scheduler, local_count_scale, set_frozen
+from model.errors import TrainingError
+from model.losses import build_loss
+from model.metrics import GAME_LEVELS
+from model.network import RGBTCounter, build_model
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    val: dict[str, float]
+    test: dict[str, float]
+    history: list[dict[str, float]]
+    image_results: list[dict[str, Any]] = field(default_factory=list)  # test, per image
+    checkpoint: Path | None = None
+
+
+def _score(metrics: dict[str, float], name: str) -> float:
+    if name == "game_sum":
+        return sum(metrics[f"game{level}"] for level in GAME_LEVELS)
+    return metrics[name]
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, out_dir: Path | str, splits: Splits | None = None,
+                 on_epoch: EpochCallback | None = None) -> None:
+        self.cfg, self.out_dir, self.on_epoch = cfg, Path(out_dir), on_epoch
+        self.device = resolve_device(cfg.train.device)
+        seed_everything(cfg.train.seed)
+        self.splits = splits or load_splits(cfg.data, cfg.model.thermal_channels)
+        self.net: RGBTCounter = build_model(cfg.model).to(self.device)
+        if self.device.type == "cuda" and cfg.train.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.net) if cfg.train.compile else self.net
+        self.loss_fn = build_loss(cfg.loss, cfg.model)
+        self.optimizer = build_optimizer(self.net, cfg.train)
+        self.scheduler = build_scheduler(self.optimizer, cfg.train)
+        self.generator = torch.Generator().manual_seed(cfg.train.seed)
+        self.start_epoch, self.best_score, self.best_epoch = 0, math.inf, -1
+        self.history: list[dict[str, float]] = []
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _state(self, epoch: int) -> dict:
+        return {
+            "config": self.cfg.to_dict(),
+            "config_hash": self.cfg.config_hash(),
+            "epoch": epoch,
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+            "data_rng": self.generator.get_state(),
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+        }
+
+    def resume(self) -> bool:
+        path = self.out_dir / checkpoint.LAST
+        if not path.exists():
+            return False
+        state = checkpoint.load(path)
+        # Rehashed from the stored config, so a checkpoint written under an older definition
+        # of the hash still resumes.
+        stored = RunConfig.from_dict(state["config"]).config_hash()
+        if stored != self.cfg.config_hash():
+            raise TrainingError(
+                f"{self.out_dir} holds a run of another config (hash {stored}); "
+                "use another --save-dir or delete it"
+            )
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.generator.set_state(state["data_rng"])
+        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
+        self.history = list(state["history"])
+        self.start_epoch = state["epoch"] + 1
+        return True
+
+    # -- one epoch -----------------------------------------------------------------------
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        cfg = self.cfg
+        warmup = epoch < cfg.train.align_warmup_epochs
+        set_frozen(self.net, warmup or epoch < cfg.train.freeze_epochs,
+                   all_stages=warmup, n_stages=cfg.train.freeze_stages)
+        self.net.train()
+        scale = local_count_scale(epoch, cfg.train.local_count_ramp_epochs)
+        sums: dict[str, torch.Tensor] = {}
+        n_steps = n_pairs = 0
+        start = time.perf_counter()
+        for batch in train_batches(self.splits.train, cfg.data, cfg.train.batch_size,
+                                   self.generator, device=self.device):
+            batch = normalize(batch.to(self.device, non_blocking=True), self.splits.stats)
+            rgb, thermal = batch.rgb, batch.thermal
+            if warmup:
+                rgb, thermal = self._misalign(rgb, thermal)
+            if self.device.type == "cuda" and cfg.train.channels_last:
+                rgb = rgb.contiguous(memory_format=torch.channels_last)
+                thermal = thermal.contiguous(memory_format=torch.channels_last)
+            with autocast(cfg.train, self.device):
+                out = self.forward(rgb, thermal)
+            total, terms = self.loss_fn(out, batch, local_count_scale=scale)
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if cfg.train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.train.grad_clip)
+            self.optimizer.step()
+            # Sums stay on the device: one host sync per epoch, not per step.
+            for name, value in {"loss": total, **terms}.items():
+                sums[name] = sums.get(name, 0.0) + value.detach().float()
+            n_steps += 1
+            n_pairs += len(batch.ids)
+        self.scheduler.step()
+        row = {f"loss_{k}" if k != "loss" else k: v.item() / max(n_steps, 1)
+               for k, v in sums.items()}
+        bad = [k for k, v in row.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingError(f"loss term '{bad[-1].removeprefix('loss_')}' became "
+                                f"{row[bad[-1]]} at epoch {epoch}")
+        row["pairs_per_s"] = n_pairs / max(time.perf_counter() - start, 1e-9)
+        row["lr"] = self.optimizer.param_groups[-1]["lr"]
+        return row
+
+    def _misalign(self, rgb: torch.Tensor, thermal: torch.Tensor):
+        """Plan priority 6: warm the alignment modules up on a known extra misalignment."""
+        t = self.cfg.train
+        if self.cfg.model.moving == "rgb":
+            rgb, _ = random_affine(rgb, t.warmup_shift, t.warmup_rotation, self.generator)
+        else:
+            thermal, _ = random_affine(thermal, t.warmup_shift, t.warmup_rotation, self.generator)
+        return rgb, thermal
+
+    # -- the whole run -------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        cfg = self.cfg.train
+        self.resume()
+        for epoch in range(self.start_epoch, cfg.epochs):
+            row = {"epoch": epoch, **self._train_epoch(epoch)}
+            if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
+                val, _ = evaluate(self.net, self.splits.val, self.splits.stats, self.device, cfg)
+                row.update({f"val_{k}": v for k, v in val.items() if k != "n_images"})
+                score = _score(val, cfg.select_metric)
+                if score < self.best_score or self.best_epoch < 0:
+                    self.best_score, self.best_epoch = score, epoch
+                    checkpoint.save_atomic(
+                        {"config": self.cfg.to_dict(), "epoch": epoch,
+                         "model": self.net.state_dict(), "val": val},
+                        self.out_dir / checkpoint.BEST,
+                    )
+            self.history.append(row)
+            checkpoint.save_atomic(self._state(epoch), self.out_dir / checkpoint.LAST)
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, row)
+        return self.final()
+
+    def final(self) -> TrainResult:
+        """Val and test at the checkpoint selected on val; test is never looked at before."""
+        best = checkpoint.load(self.out_dir / checkpoint.BEST)
+        self.net.load_state_dict(best["model"])
+        stats, dev, t = self.splits.stats, self.device, self.cfg.train
+        val, _ = evaluate(self.net, self.splits.val, stats, dev, t)
+        test, rows = evaluate(self.net, self.splits.test, stats, dev, t)
+        return TrainResult(best["epoch"], val, test, self.history, rows,
+                           self.out_dir / checkpoint.BEST)
+
+
+def train(cfg: RunConfig, out_dir: Path | str, splits: Splits | None = None,
+          on_epoch: EpochCallback | None = None) -> TrainResult:
+    """Train ``cfg`` into ``out_dir`` (resuming from its last checkpoint) and return the result."""
+    return Trainer(cfg, out_dir, splits, on_epoch).fit()

@@ -1,0 +1,141 @@
+"""The RGB-T counting network: every change of the plan is a flag of ``ModelConfig``.
+
+Data flow (reference = the frame of the labels, thermal by default; moving = the other):
+    moving image --STN--> warped moving image
+    stems (one per modality) -> stages 1..5, shared or separate
+    after stage ``offset_stage``: moving features aligned onto the reference grid
+    fusion(reference, moving) at stride 16 -> resampled to stride r -> density head
+
+Each switchable part is a registry entry chosen here, "off" included ("none": the identity),
+so ``forward`` runs the same code for every variant.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model.backbones import build_encoder
+from model.config import ModelConfig
+from model.layers.grl import DomainHead, NoDomain
+from model.layers.heads import DensityHead, MultiScaleHead, NoHead, resample
+from model.output import ModelOutput
+from model.registry import lookup
+
+S4_STAGE = 1  # index of the stride-4 stage the multiscale head reads
+
+
+class TwoStreamEncoder(nn.Module):
+    """Per-modality stems; stages shared (run as one batch of 2B) or one copy per modality.
+
+    ``stem`` and ``stage`` take and return (reference, moving) pairs; the module keeps its
+    rgb/thermal parameter names, which checkpoints store.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        rgb = build_encoder(cfg.backbone, 3, cfg.pretrained)
+        thermal = build_encoder(cfg.backbone, cfg.thermal_channels, cfg.pretrained)
+        self.shared = cfg.shared_backbone
+        self.moving_is_rgb = cfg.moving == "rgb"
+        self.stem_rgb, self.stem_thermal = rgb.stem, thermal.stem
+        self.stages_rgb = rgb.stages
+        self.stages_thermal = None if self.shared else thermal.stages
+        self.feature_info = rgb.feature_info
+
+    def swap(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rgb, thermal) -> (reference, moving), and back: the same exchange both ways."""
+        return (b, a) if self.moving_is_rgb else (a, b)
+
+    def stem(self, reference: torch.Tensor, moving: torch.Tensor):
+        rgb, thermal = self.swap(reference, moving)
+        return self.swap(self.stem_rgb(rgb), self.stem_thermal(thermal))
+
+    def stage(self, i: int, reference: torch.Tensor, moving: torch.Tensor):
+        if self.shared:
+            return self.stages_rgb[i](torch.cat([reference, moving])).chunk(2)
+        rgb, thermal = self.swap(reference, moving)
+        return self.swap(self.stages_rgb[i](rgb), self.stages_thermal[i](thermal))
+
+
+class RGBTCounter(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = TwoStreamEncoder(cfg)
+        info = self.encoder.feature_info
+        ref_c, mov_c = self.encoder.swap(3, cfg.thermal_channels)
+        self.stn = lookup("stn", cfg.stn_name)(mov_c, ref_c)
+        self.align_stage = cfg.offset_stage - 1
+        # Named "offset", not "aligner": checkpoints store the aligner's weights as offset.*.
+        self.offset = lookup("aligner", cfg.aligner_name)(info[self.align_stage].channels)
+        deep_c = info[-1].channels
+        self.fusion = lookup("fusion", cfg.fusion)(deep_c)
+        self.domain = DomainHead(deep_c, cfg.grl_lambda) if cfg.grl else NoDomain()
+        self.head = DensityHead(deep_c)
+        self.head_s4 = (MultiScaleHead(deep_c, info[S4_STAGE].channels) if cfg.multiscale
+                        else NoHead())
+
+    def _check(self, rgb: torch.Tensor, thermal: torch.Tensor) -> None:
+        cfg = self.cfg
+        if rgb.dim() != 4 or rgb.shape[1] != 3:
+            raise ValueError(f"rgb has shape {tuple(rgb.shape)}; expected (B, 3, H, W)")
+        if thermal.dim() != 4 or thermal.shape[1] != cfg.thermal_channels:
+            raise ValueError(
+                f"thermal has shape {tuple(thermal.shape)}; expected (B, {cfg.thermal_channels}, "
+                f"H, W) for thermal_channels={cfg.thermal_channels} (valid: 1, 3)"
+            )
+        if rgb.shape[0] != thermal.shape[0] or rgb.shape[-2:] != thermal.shape[-2:]:
+            raise ValueError(
+                f"rgb {tuple(rgb.shape)} and thermal {tuple(thermal.shape)} differ in batch or size"
+            )
+        h, w = rgb.shape[-2:]
+        r = cfg.downsample_ratio
+        if h % r or w % r:
+            raise ValueError(f"input size {h}x{w} is not divisible by downsample_ratio={r}")
+
+    def forward(self, rgb: torch.Tensor, thermal: torch.Tensor) -> ModelOutput:
+        self._check(rgb, thermal)
+        reference_img, moving_img = self.encoder.swap(rgb, thermal)  # reference/moving below
+        warped_img, theta = self.stn(moving_img, reference_img)  # (B, C, H, W), (B, 2, 3)|None
+        ref, mov = self.encoder.stem(reference_img, warped_img)
+        aligned, s4 = [], None
+        for i in range(len(self.encoder.feature_info)):
+            ref, mov = self.encoder.stage(i, ref, mov)
+            if i == self.align_stage:
+                before = mov
+                mov, displacement = self.offset(ref, mov)  # (B, C, h, w), (B, 2, h, w)|None
+                aligned.append((ref, mov))
+            if i == S4_STAGE:
+                s4 = ref + mov  # (B, C1, H/4, W/4)
+        aligned.append((ref, mov))  # (B, C, H/16, W/16)
+
+        fused = self.fusion(ref, mov)
+        h, w = rgb.shape[-2:]
+        r = self.cfg.downsample_ratio
+        density = self.head(resample(fused, (h // r, w // r)))  # (B, 1, H/r, W/r)
+        domain_logits, domain_labels = self.domain(*self.encoder.swap(ref, mov))
+        return ModelOutput(
+            density=density,
+            density_s4=self.head_s4(fused, s4),
+            theta=theta,
+            moving_warped=warped_img,
+            displacement=displacement,
+            moving_features=before,
+            aligned_features=aligned,
+            domain_logits=domain_logits,
+            domain_labels=domain_labels,
+        )
+
+
+def build_model(cfg: ModelConfig) -> RGBTCounter:
+    """The network of ``cfg``; its parts come from the registries named by the config."""
+    return RGBTCounter(cfg)
+
+
+def parameter_groups(net: RGBTCounter) -> dict[str, list[nn.Parameter]]:
+    """Backbone vs. everything else (heads, alignment, fusion): the plan's two learning rates."""
+    backbone_ids = {id(p) for p in net.encoder.parameters()}
+    backbone = [p for p in net.parameters() if id(p) in backbone_ids]
+    rest = [p for p in net.parameters() if id(p) not in backbone_ids]
+    return {"backbone": backbone, "head": rest}
