@@ -11,6 +11,10 @@ from rich.console import Console
 from ablate import cli_options as opt
 from ablate.db import RunStore
 from ablate.errors import TrainingError, UsageError
+from ablate.launch.display import StudyWatch
+from ablate.launch.local import run_local
+from ablate.launch.slots import Gpus, Slot, Workers, plan_slots
+from ablate.launch.worker import make_job
 from ablate.pipeline import RunOutcome, RunSpec, plan, run_specs
 from ablate.progress import reporter
 from ablate.study import Study, load_study, variant_table
@@ -19,12 +23,19 @@ study_app = typer.Typer(help="Run or inspect a study file (variants A-G).", no_a
 console = Console()
 
 
-def train_and_summarise(study: Study, specs: list[RunSpec], options: opt.RunOptions) -> None:
-    """Record the study, execute its planned runs, print the counts; failed runs are an
-    error naming them."""
-    with RunStore(options.db) as store, reporter(options.quiet) as shown:
+def train_and_summarise(study: Study, specs: list[RunSpec], options: opt.RunOptions,
+                        slots: list[Slot] | None = None) -> None:
+    """Record the study, execute its planned runs (here, or in one worker process per slot
+    when there are several or a GPU is chosen), print the counts; failed runs are an error
+    naming them."""
+    with RunStore(options.db) as store:
         store.record_study(study.name, study.to_record())
-        outcomes = run_specs(store, specs, shown)
+        if slots and (len(slots) > 1 or slots[0].gpu is not None):
+            watch = StudyWatch(store, specs, enabled=not options.quiet)
+            outcomes = run_local(make_job(study, specs, store), slots, watch)
+        else:
+            with reporter(options.quiet) as shown:
+                outcomes = run_specs(store, specs, shown)
     summarise(outcomes)
 
 
@@ -62,20 +73,24 @@ def study_run(
         "--seed", help="Run this seed (repeatable).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Retrain runs already done.")] = False,
     save_dir: opt.SaveRoot = Path("runs"),
+    workers: Workers = None,
+    gpus: Gpus = None,
     *,
     options: opt.RunOptions,
 ) -> None:
     """Train every (variant, seed) of a study not already done with the same config.
 
     Interrupted or crashed runs resume from their last checkpoint; several workers on one
-    database split the work.
+    database split the work: --workers N starts N processes here, --gpus 0,1 one per GPU.
+    Ctrl-C stops them all; the same command resumes.
 
-    Example: ablate study run studies/demo.toml --variants A,G --seeds 3
+    Example: ablate study run studies/demo.toml --variants A,G --seeds 3 --workers 2
     """
     seeds_run = seed_list(seeds, seed)
+    slots = plan_slots(workers, gpus)
     study = load_study(study_file, options.plugins)
     specs = plan(study, study.select(variants), seeds_run, options.overrides(), save_dir, force)
-    train_and_summarise(study, specs, options)
+    train_and_summarise(study, specs, options, slots)
 
 
 @study_app.command("show")

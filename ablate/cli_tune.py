@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ablate import cli_options as opt
 from ablate.errors import TrainingError
+from ablate.launch.slots import Gpus, plan_slots
 from ablate.pipeline import RunOutcome
 from ablate.progress import reporter
 from ablate.study import Study, load_study
@@ -46,9 +47,10 @@ def tune_command(
     sampler: Annotated[str | None, typer.Option(
         "--sampler", help="tpe, random or cmaes. Default: tpe; NSGA-II for "
         "multi-objective.")] = None,
-    n_workers: Annotated[int, typer.Option(
-        "--n-workers", help="Worker processes on this machine sharing the storage; one GPU "
-        "each when several are visible.")] = 1,
+    n_workers: Annotated[int | None, typer.Option(
+        "--workers", "--n-workers", help="Worker processes on this machine sharing the "
+        "storage; one GPU each when several are visible. Default: 1, or one per --gpus.")] = None,
+    gpus: Gpus = None,
     confirm_seeds: Annotated[int, typer.Option(
         "--confirm-seeds", help="Then retrain the best params with seeds 0..N-1 as normal "
         "runs (variant <variant>-best), tested.")] = 0,
@@ -64,12 +66,14 @@ def tune_command(
     objective epoch by epoch. Run again with the same study name to add trials.
     The best params, their value and the fANOVA importances are printed and stored in the study.
 
-    Example: ablate tune studies/demo.toml --n-trials 20 --n-workers 2 --confirm-seeds 3
+    Example: ablate tune studies/demo.toml --n-trials 20 --workers 2 --confirm-seeds 3
     """
+    slots = plan_slots(n_workers, gpus)
     study = load_study(study_file, options.plugins)
     tune_options = TuneOptions(
         n_trials=n_trials, timeout=timeout, storage=storage, study_name=study_name,
-        pruner=pruner, sampler=sampler, n_workers=n_workers, confirm_seeds=confirm_seeds,
+        pruner=pruner, sampler=sampler, n_workers=len(slots), confirm_seeds=confirm_seeds,
+        gpus=tuple(s.gpu for s in slots if s.gpu is not None),
         save_root=save_dir, db=options.db, extra=options.overrides(), quiet=options.quiet,
         worker=worker)
     result = search(study, tune_options, err)

@@ -10,11 +10,14 @@ through these two functions. Nothing here prints.
 
 from __future__ import annotations
 
+import gc
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ablate.db import RunStore
 from ablate.db.store import IMAGE_KEYS
@@ -27,6 +30,8 @@ from model.data import Splits, load_splits
 from model.engine import train
 from model.engine.checkpoint import LAST
 from model.engine.device import resolve_device
+
+OOM_HINT = " (lower --batch-size or --set crop_size=..., or use a larger GPU)"
 
 
 class Pruned(Exception):
@@ -227,6 +232,9 @@ def _train(store: RunStore, spec: RunSpec, save_dir: Path, hooks: Hooks, splits:
         raise
     except Exception as exc:  # recorded with its traceback and reported; the study goes on
         outcome.status, outcome.error = "failed", _one_line(exc)
+        if isinstance(exc, torch.OutOfMemoryError):
+            outcome.error += OOM_HINT
+            _release_gpu_memory()
         store.fail(run_id, f"{outcome.error}\n\n{traceback.format_exc()}")
         return
     _backfill_epochs(store, run_id, result.history)
@@ -234,6 +242,14 @@ def _train(store: RunStore, spec: RunSpec, save_dir: Path, hooks: Hooks, splits:
             for row in result.image_results]
     store.finish(run_id, result.val, result.test, result.best_epoch, rows)
     outcome.status, outcome.test = "done", result.test
+
+
+def _release_gpu_memory() -> None:
+    """After an out-of-memory run the next run of this worker starts with what the failed one
+    held freed (its tensors are garbage once the traceback is dropped)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _backfill_epochs(store: RunStore, run_id: int, history: list[dict[str, float]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -49,11 +50,15 @@ _COLUMNS = (
 def variant_table(study: Study) -> Table:
     """One row per variant with its switches; cells the variant itself changes are bold."""
     title = f"{study.name}: {study.description}" if study.description else study.name
-    table = Table(title=escape(title),
+    table = Table(title=escape(title), box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                  collapse_padding=True,
                   caption=f"reference row: {study.baseline}; checkpoint selection: val "
                   f"{study.select_metric}; GRL/domain is lambda/weight")
-    for header in ("variant", "label", "base", *(column[0] for column in _COLUMNS)):
-        table.add_column(header)
+    table.add_column("variant", no_wrap=True)
+    table.add_column("label", min_width=16)  # the one free-text column: it wraps, not the rest
+    table.add_column("base", no_wrap=True)
+    for header, _, _ in _COLUMNS:  # headers break at spaces and slashes, cells never
+        table.add_column(header.replace(" ", "\n").replace("/", "/\n"), no_wrap=True)
     for variant in study.variants.values():
         config = RunConfig().with_overrides({**variant.overrides, "seed": 0})
         cells = [

@@ -10,6 +10,7 @@ A "backbone" registry entry is a function ``(in_channels, pretrained) -> Encoder
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -71,26 +72,58 @@ def torchvision_cache_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
+# Seconds a stalled connection may stay silent before the download gives up: a machine behind
+# a firewall that drops packets would otherwise hang in the pre-claim check for minutes.
+DOWNLOAD_TIMEOUT_S = 30.0
+
+
 def pretrained_path(name: str, pretrained: str | None) -> Path | None:
-    """Where ``pretrained`` points for backbone ``name``; a clear error when it is absent."""
+    """Where ``pretrained`` points for backbone ``name``; a clear error when it is absent.
+
+    ``"torchvision"`` is torchvision's own file in the torch cache, downloaded there (with
+    torchvision's progress bar) when missing: only this value ever fetches anything.
+    """
     if pretrained is None:
         return None
     if name not in TORCHVISION_VGG:
         raise ConfigError(f"pretrained weights exist only for {', '.join(TORCHVISION_VGG)}, "
                          f"not backbone={name!r}")
-    path = torchvision_cache_path(name) if pretrained == "torchvision" else Path(pretrained)
+    if pretrained == "torchvision":
+        path = torchvision_cache_path(name)
+        if not path.is_file():
+            download_torchvision_weights(name, path)
+        return path
+    path = Path(pretrained)
     if not path.is_file():
-        hint = (
-            f"put torchvision's {path.name} there, or pass a state-dict path"
-            if pretrained == "torchvision"
-            else "give the path of a torchvision state dict, 'torchvision', or None"
-        )
-        raise ConfigError(f"pretrained weights for {name} not found at {path}; {hint}")
+        raise ConfigError(f"pretrained weights for {name} not found at {path}; give the path "
+                          "of a torchvision state dict, 'torchvision', or None")
     return path
 
 
+def download_torchvision_weights(name: str, path: Path) -> None:
+    """Fetch torchvision's ImageNet weights through its weights API into ``path``'s folder
+    (the torch cache); any failure is one ConfigError naming the file and the folder."""
+    weights = TORCHVISION_VGG[name][2]
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torch.hub's urlopen takes no timeout
+    try:
+        weights.get_state_dict(progress=True, check_hash=True)
+    except (OSError, RuntimeError, ValueError) as exc:  # offline, refused, stalled, bad hash
+        lines = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        raise ConfigError(
+            f"cannot download ImageNet weights {path.name} for {name} into {path.parent} "
+            f"({reason}); put {path.name} in {path.parent} or pass "
+            "--set pretrained=/path/file.pth") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    if not path.is_file():  # a torch that caches elsewhere than torch.hub.get_dir()
+        raise ConfigError(f"downloaded ImageNet weights for {name} are not at {path}; "
+                          "pass --set pretrained=/path/file.pth")
+
+
 def load_state_dict(name: str, pretrained: str) -> dict[str, torch.Tensor]:
-    """Read ImageNet weights from an explicit file or the local torch cache; never download."""
+    """Read ImageNet weights from an explicit file or the torch cache (see pretrained_path)."""
     path = pretrained_path(name, pretrained)
     state = torchfile.read(path, "state dict", ConfigError)
     if not isinstance(state, dict) or not any(k.startswith("features.") for k in state):

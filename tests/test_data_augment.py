@@ -149,6 +149,26 @@ def test_worker_and_device_paths_give_the_same_epoch():
             assert all(torch.equal(p, q) for p, q in zip(x.points, y.points, strict=True))
 
 
+def test_every_path_carries_each_pairs_uncropped_size():
+    # The Bayesian background distance needs the full image's short side after cropping.
+    sizes = [(40, 50), (70, 30), (64, 96), (33, 33), (90, 41)]
+    pairs = PairSet("train", [_marked(h, w, 4, seed) for seed, (h, w) in enumerate(sizes)])
+    cfg = DataConfig(crop_size=32)
+    by_id = {s.id: s.size for s in pairs}
+    paths = {
+        "in-process": _epoch(pairs, cfg, 3),
+        "workers": _epoch(pairs, dataclasses.replace(cfg, num_workers=1), 3),
+        "on-device (CPU)": list(_device_batches(pairs, cfg, 5, torch.Generator().manual_seed(3),
+                                                torch.device("cpu"))),
+    }
+    for name, batches in paths.items():
+        assert [b.image_size for b in batches] == [(32, 32)], name
+        assert batches[0].full_sizes == [by_id[i] for i in batches[0].ids], name
+        assert batches[0].full_size(1) == by_id[batches[0].ids[1]], name
+    whole = collate([pairs[0]])
+    assert whole.full_sizes == [(40, 50)] and whole.full_size(0) == whole.image_size
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_on_device_crops_on_the_gpu():
     pairs, cfg = _synthetic_train(8)

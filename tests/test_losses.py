@@ -24,13 +24,15 @@ from model.registry import names
 SIZE = (64, 64)
 
 
-def make_batch(points: list[torch.Tensor], size: tuple[int, int] = SIZE) -> Batch:
+def make_batch(points: list[torch.Tensor], size: tuple[int, int] = SIZE,
+               full_sizes: list[tuple[int, int]] | None = None) -> Batch:
     n = len(points)
     return Batch(
         rgb=torch.zeros(n, 3, *size, dtype=torch.uint8),
         thermal=torch.zeros(n, 3, *size, dtype=torch.uint8),
         points=points,
         ids=[str(i) for i in range(n)],
+        full_sizes=full_sizes,
     )
 
 
@@ -113,6 +115,37 @@ def test_bayesian_known_answer_for_one_point():
     p = 1 / (1 + math.exp(-(d**2) / (2 * sigma**2)))
     loss = bayesian_image_loss(density, points, SIZE, sigma, ratio)
     assert float(loss) == pytest.approx(abs(1 - mass * p) + mass * (1 - p))
+
+
+def _two_point_answer(d: float) -> float:
+    """The Bayesian loss of the 2x2 map [[1, .5], [.5, 1]] over a 16x16 input with heads at
+    the centres (4, 4) and (12, 12) of its diagonal pixels, sigma 8 (2 sigma^2 = 128), by hand.
+
+    Diagonal pixel: squared distances 0 (own head) and 128 (other head), nearest m = 0, so the
+    background sits at (d - 0)^2. Off-diagonal pixel: 64 and 64, m = 8, background (d - 8)^2.
+    """
+    diag = [1.0, math.exp(-128 / 128), math.exp(-(d**2) / 128)]  # own, other, background
+    off = [math.exp(-64 / 128), math.exp(-64 / 128), math.exp(-((d - 8) ** 2) / 128)]
+    z_diag, z_off = sum(diag), sum(off)
+    # Each head gets its own diagonal pixel (mass 1), the other one (mass 1) and both
+    # off-diagonal pixels (mass 0.5 each); the background the rest.
+    head = (diag[0] + diag[1]) / z_diag + 2 * 0.5 * off[0] / z_off
+    background = 2 * diag[2] / z_diag + 2 * 0.5 * off[2] / z_off
+    return 2 * abs(1 - head) + abs(0 - background)
+
+
+def test_bayesian_known_answer_for_two_points_uses_the_uncropped_short_side():
+    loss = build_loss(LossConfig(density="bayesian", bayes_sigma=8.0,
+                                 bayes_background_ratio=0.25), ModelConfig())
+    density = torch.tensor([[[[1.0, 0.5], [0.5, 1.0]]]], dtype=torch.float64)
+    points = [torch.tensor([[4.0, 4.0], [12.0, 12.0]], dtype=torch.float64)]
+    # A 16x16 crop of a 32x48 image: d = 0.25 * 32 = 8, where the crop's side would give 4.
+    cropped = make_batch(points, (16, 16), full_sizes=[(32, 48)])
+    total, _ = loss(ModelOutput(density=density), cropped)
+    assert float(total) == pytest.approx(_two_point_answer(8.0), rel=1e-6)
+    whole, _ = loss(ModelOutput(density=density), make_batch(points, (16, 16)))
+    assert float(whole) == pytest.approx(_two_point_answer(4.0), rel=1e-6)
+    assert _two_point_answer(8.0) == pytest.approx(1.1325, abs=1e-4)  # 2 x 0.0331 + 1.0662
 
 
 def test_bayesian_is_finite_and_falls_when_mass_moves_onto_the_points():

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from ablate.study import load_study
-from model.backbones import torchvision_cache_path
 from model.config import ModelConfig
 from model.data.batch import Batch
 from model.layers.grl import grad_reverse
@@ -202,13 +201,6 @@ def test_unknown_names_list_the_valid_choices(field, value, choices):
 def test_missing_pretrained_file_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="not found at .*nope.pth"):
         build_model(ModelConfig(backbone="vgg16_bn", pretrained=str(tmp_path / "nope.pth")))
-
-
-def test_torchvision_weights_come_from_the_local_cache_only(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(ValueError, match="vgg19-dcbb9e9d.pth"):
-        build_model(ModelConfig(backbone="vgg19", pretrained="torchvision"))
-    assert torchvision_cache_path("vgg19").parent == tmp_path / "checkpoints"
 
 
 def test_pretrained_state_dict_is_loaded_into_both_stems(tmp_path):

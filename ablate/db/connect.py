@@ -12,7 +12,14 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import StaticPool
 
 from ablate.errors import DatabaseError
@@ -25,6 +32,14 @@ PG_CONNECT_TIMEOUT_S = 10
 # "try the same transaction again" answers.
 _RETRY_SQLSTATES = {"40001", "40P01"}
 _RETRY_ATTEMPTS = 30
+# A server restart (PostgreSQL comes back in seconds) is waited out this long; a worker that
+# gives up sooner would fail a run a restart did not harm.
+RECONNECT_S = 120.0
+# What drivers say when the server is not there (psycopg, SQLite's "disk I/O" is not one).
+_GONE = ("connection refused", "server closed the connection", "terminating connection",
+         "the database system is starting up", "the database system is shutting down",
+         "consuming input failed", "server login has been failing",
+         "connection is closed", "connection has been closed", "ssl syscall error")
 
 T = TypeVar("T")
 
@@ -161,17 +176,42 @@ def is_transient(exc: BaseException) -> bool:
     return "is locked" in text
 
 
-def retrying(shown_url: str, work: Callable[[], T], attempts: int = _RETRY_ATTEMPTS) -> T:
-    """Run ``work`` (one whole transaction), again after a short backoff when it hits a lock.
+# Answers from a server that is there and said no: waiting would not change them.
+_REFUSED = ("password authentication failed", "does not exist", "no pg_hba.conf entry",
+            "permission denied")
 
-    Any other database failure, or a lock that never clears, becomes a one-line AblateError.
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether the server went away (restarted, failed over, network cut): worth waiting for,
+    unlike a wrong password or a missing database."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    text = str(exc.orig if exc.orig is not None else exc).lower()
+    return any(sign in text for sign in _GONE) and not any(sign in text for sign in _REFUSED)
+
+
+def retrying(shown_url: str, work: Callable[[], T], attempts: int = _RETRY_ATTEMPTS) -> T:
+    """Run ``work`` (one whole transaction), again after a short backoff when it hits a lock,
+    and with a backoff of up to 5 s for ``RECONNECT_S`` when the server is gone.
+
+    Any other database failure, a lock that never clears or a server that does not come back
+    becomes a one-line AblateError.
     """
-    for attempt in range(attempts):
+    locked, gone_since = 0, None
+    while True:
         try:
             return work()
         except SQLAlchemyError as exc:
-            if is_transient(exc) and attempt + 1 < attempts:
-                time.sleep(min(0.02 * 2**attempt, 1.0) * (0.5 + random.random()))
+            if is_transient(exc) and locked + 1 < attempts:
+                time.sleep(min(0.02 * 2**locked, 1.0) * (0.5 + random.random()))
+                locked += 1
                 continue
+            if is_disconnect(exc):
+                gone_since = gone_since or time.monotonic()
+                waited = time.monotonic() - gone_since
+                if waited < RECONNECT_S:
+                    time.sleep(min(0.25 * 2 ** min(waited, 5), 5.0) * (0.5 + random.random()))
+                    continue
             raise DatabaseError(f"database {shown_url}: {first_line(exc)}") from exc
-    raise AssertionError("unreachable")

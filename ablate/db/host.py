@@ -8,9 +8,35 @@ import socket
 import subprocess
 from pathlib import Path
 
+# A worker's host id: the machine's name, unless this variable names another (two processes
+# on one machine then judge each other as two nodes do: by heartbeat only, never by pid).
+HOST_ENV = "ABLATE_HOST"
+# Seconds between heartbeats, and of silence after which another worker takes a run over.
+HEARTBEAT_ENV = "ABLATE_HEARTBEAT_S"
+STALE_ENV = "ABLATE_STALE_AFTER_S"
+
 
 def hostname() -> str:
-    return socket.gethostname()
+    return os.environ.get(HOST_ENV) or socket.gethostname()
+
+
+def worker_id(host: str | None, pid: int | None) -> str | None:
+    """``host:pid``, what ``runs list --json`` shows as a run's ``worker``."""
+    return None if host is None else f"{host}:{pid}"
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, else ``default``."""
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ValueError(f"{name}={text!r} is not a positive number of seconds")
+    return value
 
 
 def pid_alive(pid: int) -> bool:

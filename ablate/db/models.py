@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from ablate.db.host import worker_id
 from model.metrics import GAME_LEVELS, metric_names
 from model.registry import unknown_choice
 
@@ -183,6 +184,7 @@ class Run(Base):
         row.update(
             host=self.host,
             pid=self.pid,
+            worker=worker_id(self.host, self.pid),
             code_version=self.code_version,
             created_at=_iso(self.created_at),
             started_at=_iso(self.started_at),

@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ablate.db.heartbeat import KeepAlive
+from ablate.db.host import HEARTBEAT_ENV, seconds_from_env
 from ablate.db.models import (
     IMAGE_GAMES,
     IMAGE_KEYS,
@@ -29,8 +30,11 @@ class Recording(Transactions):
     def heartbeat(self, run_id: int) -> None:
         self._transaction(lambda s: self._touch(s, run_id, heartbeat_at=self._now(s)))
 
-    def keep_alive(self, run_id: int, interval: float = 30.0) -> KeepAlive:
-        """A context manager that heartbeats ``run_id`` from a thread while training runs."""
+    def keep_alive(self, run_id: int, interval: float | None = None) -> KeepAlive:
+        """A context manager that heartbeats ``run_id`` from a thread while training runs,
+        every ``interval`` s (default ``$ABLATE_HEARTBEAT_S``, else 30)."""
+        if interval is None:
+            interval = seconds_from_env(HEARTBEAT_ENV, 30.0)
         return KeepAlive(self, run_id, interval)
 
     def record_epoch(self, run_id: int, epoch: int, metrics: dict[str, float]) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ablate.db.claim import ClaimResult, decide
 from ablate.db.connect import display, open_engine, resolve_url, retrying
+from ablate.db.host import STALE_ENV, seconds_from_env
 from ablate.db.models import IMAGE_KEYS, SCHEMA_VERSION
 from ablate.db.queries import Queries
 from ablate.db.recording import Recording
@@ -62,8 +63,9 @@ class RunStore(Recording, Queries):
         return f"RunStore({self.display_url!r})"
 
     # Seconds without a heartbeat after which another worker takes a running row over: the
-    # heartbeat thread beats every 30 s, so this spans several missed beats.
-    stale_after: float = 120.0
+    # heartbeat thread beats every 30 s, so this spans several missed beats. A cluster whose
+    # nodes should be given up on sooner (or later) sets ABLATE_STALE_AFTER_S.
+    stale_after: float = seconds_from_env(STALE_ENV, 120.0)
 
     def claim(
         self,

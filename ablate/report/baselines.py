@@ -1,4 +1,9 @@
-"""Published reference rows (``studies/baselines.toml``) and the user's (``--baseline-file``)."""
+"""Published reference rows (``studies/baselines.toml``) and the user's (``--baseline-file``).
+
+Rows are per dataset (``[baselines.rgbtcc.BM]``, ``[baselines.dronergbt.BM]``): the same
+method has other numbers on another dataset, and a study is compared with its own dataset's
+rows only. A row written directly as ``[baselines.KEY]`` (the older form) is an RGBT-CC row.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from model.metrics import metric_names
 
 DEFAULT_FILE = STUDIES_DIR / "baselines.toml"
 REQUIRED = ("name", "source")
+DATASETS = {"rgbtcc": "RGBT-CC", "dronergbt": "DroneRGBT"}  # key in the file: display name
+DEFAULT_DATASET = "rgbtcc"
 
 
 @dataclass(frozen=True)
@@ -21,11 +28,17 @@ class Baseline:
     name: str  # the row's text: "Broker Modality (ECCV'24)"
     metrics: dict[str, float]  # the published ones among the registered metrics; others absent
     source: str
+    dataset: str = DEFAULT_DATASET  # a key of DATASETS
 
 
 def load_baselines(extra_file: str | Path | None = None,
-                   default_file: str | Path | None = DEFAULT_FILE) -> dict[str, Baseline]:
-    """Every known row, in file order; rows of ``extra_file`` replace rows of the same key."""
+                   default_file: str | Path | None = DEFAULT_FILE,
+                   dataset: str = DEFAULT_DATASET) -> dict[str, Baseline]:
+    """Every known row of ``dataset``, in file order; rows of ``extra_file`` replace rows of
+    the same dataset and key."""
+    if dataset not in DATASETS:
+        raise UsageError(f"dataset {dataset!r} has no published rows; choose one of "
+                         f"{', '.join(DATASETS)}")
     rows: dict[str, Baseline] = {}
     if default_file is not None:
         path = Path(default_file)
@@ -34,7 +47,7 @@ def load_baselines(extra_file: str | Path | None = None,
         rows.update(_read(path))
     if extra_file is not None:
         rows.update(_read(Path(extra_file)))
-    return rows
+    return {key: row for (name, key), row in rows.items() if name == dataset}
 
 
 def choose(rows: dict[str, Baseline], wanted: str | None, reference: str) -> list[Baseline]:
@@ -58,7 +71,7 @@ def choose(rows: dict[str, Baseline], wanted: str | None, reference: str) -> lis
     return [rows[k] for k in keys]
 
 
-def _read(path: Path) -> dict[str, Baseline]:
+def _read(path: Path) -> dict[tuple[str, str], Baseline]:
     if not path.is_file():
         raise UsageError(f"baseline file not found: {path}")
     try:
@@ -67,17 +80,24 @@ def _read(path: Path) -> dict[str, Baseline]:
         raise StudyError(f"{path}: {str(exc).splitlines()[0]}") from None
     tables = raw.get("baselines")
     if not isinstance(tables, dict) or not tables:
-        raise StudyError(f"{path}: no rows; write one [baselines.KEY] table per row with "
+        raise StudyError(f"{path}: no rows; write one [baselines.DATASET.KEY] table per row with "
                          f"{_fields()}")
-    return {key: _row(path, key, table) for key, table in tables.items()}
+    rows = {}
+    for key, table in tables.items():
+        if key in DATASETS and isinstance(table, dict) and "name" not in table:
+            for inner, row in table.items():
+                rows[key, inner] = _row(path, f"{key}.{inner}", inner, row, key)
+        else:
+            rows[DEFAULT_DATASET, key] = _row(path, key, key, table, DEFAULT_DATASET)
+    return rows
 
 
 def _fields() -> str:
     return f"{' and '.join(REQUIRED)} and any of {', '.join(metric_names())}"
 
 
-def _row(path: Path, key: str, table: object) -> Baseline:
-    where = f"{path} [baselines.{key}]"
+def _row(path: Path, table_name: str, key: str, table: object, dataset: str) -> Baseline:
+    where = f"{path} [baselines.{table_name}]"
     if not isinstance(table, dict):
         raise StudyError(f"{where}: must be a table with {_fields()}")
     names = metric_names()
@@ -96,4 +116,4 @@ def _row(path: Path, key: str, table: object) -> Baseline:
     for name in REQUIRED:
         if not isinstance(table[name], str) or not table[name].strip():
             raise StudyError(f"{where}: {name} must be a non-empty string")
-    return Baseline(str(key), table["name"], metrics, table["source"])
+    return Baseline(str(key), table["name"], metrics, table["source"], dataset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -12,9 +13,10 @@ import pandas as pd
 from ablate.db import RunStore
 from ablate.errors import AblateError, UsageError
 from ablate.report import stats
-from ablate.report.baselines import Baseline, choose, load_baselines
+from ablate.report.baselines import DATASETS, DEFAULT_DATASET, Baseline, choose, load_baselines
 from ablate.report.runs import VariantRow, resolve_study, variant_rows
 from ablate.report.table import build_table, table_metrics
+from model.data import DataError, detect_format
 
 SPLITS = ("test", "val")
 
@@ -35,6 +37,7 @@ class Report:
     first: str | None  # the first variant (A): every variant is also tested against it
     dataset: str
     metrics: list[str]  # the main table's metric columns (table.table_metrics)
+    baseline_dataset: str = "RGBT-CC"  # the dataset whose published rows are shown
     notes: list[str] = field(default_factory=list)
     curves: dict[str, list[tuple[int, list[dict[str, Any]]]]] = field(default_factory=dict)
     tuning: list[dict[str, Any]] = field(default_factory=list)
@@ -56,9 +59,10 @@ class Report:
 
 def build_report(store: RunStore, study: str | None = None, split: str = "test",
                  baselines: str | None = None, baseline_file: str | None = None,
-                 sig_metric: str = "game3") -> Report:
+                 sig_metric: str = "game3", dataset: str | None = None) -> Report:
     """Gather the rows of ``study`` (a name in the database or a study file; None: the only
-    study there) with the chosen baseline rows ("BM,IADM", "all"; BM is always included)."""
+    study there) with the chosen baseline rows ("BM,IADM", "all"; BM is always included) of
+    ``dataset`` (rgbtcc, dronergbt; None: the layout of the runs' data path)."""
     if split not in SPLITS:
         raise UsageError(f"--split {split!r} is not valid; choose one of {', '.join(SPLITS)}")
     if sig_metric not in stats.GAME_METRICS:
@@ -66,27 +70,29 @@ def build_report(store: RunStore, study: str | None = None, split: str = "test",
                           f"{', '.join(stats.GAME_METRICS)}")
     name, study_file, study_notes = resolve_study(store, study)
     reference = study_file.baseline if study_file is not None else "BM"
-    chosen = choose(load_baselines(baseline_file), baselines, reference)
     tuning, tune_notes = _tuning(store, name)
     best_trials = {t["best_run_id"] for t in tuning if isinstance(t.get("best_run_id"), int)}
     rows = variant_rows(store, name, study_file, best_trials)
+    dataset, data_notes = (dataset, []) if dataset is not None else _baseline_dataset(rows)
+    chosen = choose(load_baselines(baseline_file, dataset=dataset), baselines, reference)
     names = table_metrics()
     table = build_table(chosen, rows, split, reference, names)
     first = next((row.key for row in rows if not row.tuned), None)
     significance, sig_notes = _significance(store, rows, first, split)
     curves = {row.key: [(run.seed, store.epochs(run.id)) for run in row.runs] for row in rows}
-    notes = study_notes + [note for row in rows for note in row.notes] + sig_notes + tune_notes
+    notes = (study_notes + data_notes + [note for row in rows for note in row.notes]
+             + sig_notes + tune_notes)
     if not rows[0].runs[-1].config.get("data", {}).get("data_path"):
         notes.insert(0, "the variants ran on the built-in synthetic data: compare them with "
-                        "each other; the published rows (RGBT-CC test) are context, and a "
-                        "mark of beating BM means nothing here")
+                        f"each other; the published rows ({DATASETS[dataset]} test) are "
+                        "context, and a mark of beating BM means nothing here")
     left_out = Counter(run.status for run in store.list_runs(name) if run.status != "done")
     if left_out:
         notes.append("not in the table (not done): " + ", ".join(
             f"{n} {status}" for status, n in sorted(left_out.items())) + " run(s)")
     return Report(name, study_file.description if study_file is not None else "", split,
                   store.display_url, reference, chosen, rows, table, significance, sig_metric,
-                  first, _dataset(rows), names, notes, curves, tuning)
+                  first, _dataset(rows), names, notes, curves, tuning, DATASETS[dataset])
 
 
 def _significance(store: RunStore, rows: list[VariantRow], first: str | None,
@@ -152,6 +158,19 @@ def _storages(store: RunStore) -> list[str]:
     url = store.url.render_as_string(hide_password=False)
     journal = journal_path(store.url)
     return [url, str(journal)] if journal is not None and journal.is_file() else [url]
+
+
+def _baseline_dataset(rows: list[VariantRow]) -> tuple[str, list[str]]:
+    """The dataset whose published rows fit the runs: the layout of their data path."""
+    path = rows[0].runs[-1].config.get("data", {}).get("data_path")
+    if not path:
+        return DEFAULT_DATASET, []
+    try:
+        return detect_format(Path(path)), []
+    except DataError:
+        return DEFAULT_DATASET, [f"the data path {path} is not readable here, so its layout "
+                                 f"is unknown: the published {DATASETS[DEFAULT_DATASET]} rows "
+                                 "are shown (choose with --dataset)"]
 
 
 def _dataset(rows: list[VariantRow]) -> str:

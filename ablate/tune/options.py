@@ -20,6 +20,7 @@ class TuneOptions:
     pruner: str | None = None
     sampler: str | None = None
     n_workers: int = 1
+    gpus: tuple[str, ...] = ()  # --gpus: worker i sees gpus[i]; () = round robin over all
     confirm_seeds: int = 0
     save_root: Path = Path("runs")
     db: str | None = None
@@ -45,4 +46,5 @@ class TuneOptions:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TuneOptions:
-        return cls(**{**data, "save_root": Path(data["save_root"])})
+        return cls(**{**data, "save_root": Path(data["save_root"]),
+                      "gpus": tuple(data.get("gpus", ()))})

@@ -95,7 +95,8 @@ def search(study: Study, options: TuneOptions, console: Console) -> TuneResult |
                            bars_on=not options.quiet) as progress:
             if options.n_workers > 1:
                 jobs = worker_jobs(study, options, setup, store)
-                codes = run_workers(jobs, WORKER_ENTRY, found, progress.trial_done)
+                codes = run_workers(jobs, WORKER_ENTRY, found, progress.trial_done,
+                                    options.gpus)
             else:
                 objective.reporter = progress
                 optimize(found, objective, setup.total, options.timeout, progress.trial_done)

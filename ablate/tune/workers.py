@@ -44,23 +44,24 @@ def gpu_slots(n_workers: int) -> list[str | None]:
 
 
 def run_workers(jobs: list[dict[str, Any]], entry: str, study: optuna.Study,
-                on_trial: Callable[[FrozenTrial], None]) -> list[int]:
-    """Start one ``python -c entry JOB.json`` per job, report each trial they finish, return
-    their exit codes."""
+                on_trial: Callable[[FrozenTrial], None], gpus: tuple[str, ...] = ()) -> list[int]:
+    """Start one ``python -c entry JOB.json`` per job (job i on ``gpus[i]`` when given),
+    report each trial they finish, return their exit codes."""
     with tempfile.TemporaryDirectory(prefix="ablate-tune-") as folder:
         commands = []
         for i, job in enumerate(jobs):
             path = Path(folder) / f"worker{i}.json"  # may hold a database password: private
             path.write_text(json.dumps(job))
             commands.append([sys.executable, "-c", entry, str(path)])
-        return _supervise(commands, study, on_trial)
+        slots = list(gpus) if gpus else gpu_slots(len(commands))
+        return _supervise(commands, slots[:len(commands)], study, on_trial)
 
 
-def _supervise(commands: list[list[str]], study: optuna.Study,
+def _supervise(commands: list[list[str]], gpus: list[str | None], study: optuna.Study,
                on_trial: Callable[[FrozenTrial], None]) -> list[int]:
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     procs = []
-    for command, gpu in zip(commands, gpu_slots(len(commands)), strict=True):
+    for command, gpu in zip(commands, gpus, strict=True):
         env = dict(os.environ)
         # K workers with the default thread count each oversubscribe the cores: measured on
         # 2 cores, 2 workers x 2 threads trained 3x slower in total than 2 x 1 thread.

@@ -13,6 +13,13 @@ class Batch:
     thermal: torch.Tensor  # (B, C, H, W), C = thermal_channels
     points: list[torch.Tensor]  # B tensors (N_i, 2) of (x, y) pixels in the thermal frame
     ids: list[str]
+    # (H, W) of each pair before it was cropped; None when the batch holds whole images. The
+    # Bayesian loss sizes its background distance by the uncropped image, as the public code.
+    full_sizes: list[tuple[int, int]] | None = None
+
+    def full_size(self, index: int) -> tuple[int, int]:
+        """(H, W) of pair ``index`` before cropping."""
+        return self.image_size if self.full_sizes is None else self.full_sizes[index]
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -24,4 +24,5 @@ def collate(samples: list[Sample]) -> Batch:
         thermal=torch.stack([s.thermal for s in samples]),
         points=[s.points for s in samples],
         ids=[s.id for s in samples],
+        full_sizes=[s.size for s in samples],
     )

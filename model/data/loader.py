@@ -52,13 +52,13 @@ class _CropSet(Dataset):
         index, top, left, flip, crop = job
         s = self.pairs[index]
         rgb, thermal, points = crop_flip(s.rgb, s.thermal, s.points, top, left, flip, crop)
-        return rgb, thermal, points, s.id
+        return rgb, thermal, points, s.id, s.size
 
 
 def _stack(items: list) -> tuple:
     # A tuple, not a Batch, so DataLoader's pin_memory can walk it.
-    rgb, thermal, points, ids = zip(*items, strict=True)
-    return torch.stack(rgb), torch.stack(thermal), list(points), list(ids)
+    rgb, thermal, points, ids, sizes = zip(*items, strict=True)
+    return torch.stack(rgb), torch.stack(thermal), list(points), list(ids), list(sizes)
 
 
 def _job_lists(pairs, cfg, batch_size, generator) -> list[list[Job]]:
@@ -107,6 +107,7 @@ def _device_batches(pairs, cfg, batch_size, generator, device) -> Iterator[Batch
             thermal=gather_crops(thermal_stack, sizes, index, params),
             points=list(on_device),
             ids=[pairs[int(i)].id for i in order],
+            full_sizes=[pairs[int(i)].size for i in order],
         )
 
 
@@ -137,8 +138,9 @@ def train_batches(
         )
     else:
         batches = (_stack([dataset[job] for job in batch]) for batch in jobs)
-    for rgb, thermal, points, ids in batches:
-        batch = Batch(rgb=rgb, thermal=thermal, points=points, ids=ids)
+    for rgb, thermal, points, ids, sizes in batches:
+        batch = Batch(rgb=rgb, thermal=thermal, points=points, ids=ids,
+                      full_sizes=[(int(h), int(w)) for h, w in sizes])
         yield batch if device.type == "cpu" else batch.to(device, non_blocking=True)
 
 

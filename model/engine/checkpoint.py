@@ -18,6 +18,7 @@ from model.errors import CheckpointError, ConfigError
 from model.network import RGBTCounter, build_model
 
 LAST = "last.pt"
+PREVIOUS = "previous.pt"  # the last.pt before the latest one: the fallback if that one is bad
 BEST = "best.pt"
 REQUIRED = ("model", "config")  # what every checkpoint the trainer writes holds
 
@@ -27,6 +28,41 @@ def save_atomic(payload: dict, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)  # a crash leaves the previous checkpoint whole
+
+
+def save_keeping_previous(payload: dict, folder: Path) -> None:
+    """Write ``folder/last.pt`` atomically, first moving the current one to ``previous.pt``:
+    a node that dies mid-write, or a disk that fills, leaves at least one whole checkpoint."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{LAST}.{os.getpid()}.tmp"
+    torch.save(payload, tmp)
+    if (folder / LAST).exists():
+        os.replace(folder / LAST, folder / PREVIOUS)
+    os.replace(tmp, folder / LAST)
+
+
+def load_resumable(folder: Path) -> tuple[dict | None, str | None]:
+    """The newest whole checkpoint of a run folder (``last.pt``, else ``previous.pt``) and,
+    when it is not ``last.pt`` as expected, one line saying what happened; (None, line) when
+    only bad files are left and the run restarts from epoch 0, (None, None) for a new run."""
+    last, previous = folder / LAST, folder / PREVIOUS
+    if not last.exists() and not previous.exists():
+        return None, None
+    problem = f"{last} is missing" if not last.exists() else None
+    if problem is None:
+        try:
+            return load(last), None
+        except CheckpointError as exc:
+            problem = str(exc)
+    if previous.exists():
+        try:
+            state = load(previous)
+        except CheckpointError:
+            pass
+        else:
+            return state, (f"{problem}; resuming from {PREVIOUS}, at epoch "
+                           f"{int(state.get('epoch', -1)) + 1}")
+    return None, f"{problem} and no earlier checkpoint is readable; restarting from epoch 0"
 
 
 def load(path: Path | str) -> dict:

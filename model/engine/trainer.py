@@ -3,6 +3,7 @@ resumable from the last epoch's checkpoint."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from model.losses import build_loss
 from model.metrics import GAME_LEVELS
 from model.network import RGBTCounter, build_model
 
+log = logging.getLogger(__name__)
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
@@ -77,10 +79,13 @@ class Trainer:
         }
 
     def resume(self) -> bool:
-        path = self.out_dir / checkpoint.LAST
-        if not path.exists():
+        state, note = checkpoint.load_resumable(self.out_dir)
+        if note is not None:
+            # One line on stderr (logging's last-resort handler prints the bare message):
+            # which checkpoint the run goes on from, or that it starts over.
+            log.warning(note)
+        if state is None:
             return False
-        state = checkpoint.load(path)
         # Rehashed from the stored config, so a checkpoint written under an older definition
         # of the hash still resumes.
         stored = RunConfig.from_dict(state["config"]).config_hash()
@@ -170,7 +175,7 @@ class Trainer:
                         self.out_dir / checkpoint.BEST,
                     )
             self.history.append(row)
-            checkpoint.save_atomic(self._state(epoch), self.out_dir / checkpoint.LAST)
+            checkpoint.save_keeping_previous(self._state(epoch), self.out_dir)
             if self.on_epoch is not None:
                 self.on_epoch(epoch, row)
         return self.final()

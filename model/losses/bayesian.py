@@ -6,8 +6,9 @@ posterior of a Gaussian likelihood; each point's expected count should be 1 and 
 background's 0. The background distance follows the public code: with m the distance from a
 pixel to its nearest point and d = background_ratio * min(H, W), the background sits at
 distance |d - m|, so it takes most of the mass of pixels more than d / 2 from every head.
-(H, W) is the network input, i.e. the crop in training; the public code takes the shorter side
-of the uncropped image (480 on RGBT-CC, so d = 72 where a 256 crop gives 38.4).
+As in the public code, min(H, W) is the short side of the uncropped image (480 on RGBT-CC, so
+d = 72), not of the training crop (a 256 crop would give 38.4 and push the background twice as
+close to every head).
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ def bayesian_image_loss(
     image_size: tuple[int, int],
     sigma: float,
     background_ratio: float,
+    full_size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Loss of one (h, w) map against (N, 2) in-image points; sum of |target - expected|."""
+    """Loss of one (h, w) map of an input of ``image_size`` against (N, 2) in-input points;
+    sum of |target - expected|. ``full_size`` is the uncropped image's (H, W) (None: the
+    input is the whole image), whose short side sets the background distance."""
     if points.shape[0] == 0:
         # No one to explain the mass: the whole predicted count is error (public code).
         return density.sum().abs()
@@ -49,7 +53,7 @@ def bayesian_image_loss(
         points[:, 0, None, None] - xs[None, None, :]
     ) ** 2  # (N, h, w)
     nearest = dist2.min(dim=0, keepdim=True).values.clamp(min=0).sqrt()  # (1, h, w)
-    background = (background_ratio * min(height, width) - nearest) ** 2
+    background = (background_ratio * min(full_size or image_size) - nearest) ** 2
     logits = -torch.cat([dist2, background]) / (2 * sigma**2)  # (N + 1, h, w)
     posterior = torch.softmax(logits, dim=0)
     expected = (posterior * density).flatten(1).sum(dim=1)  # (N + 1,)
@@ -67,13 +71,15 @@ class BayesianLoss(nn.Module):
         self.background_ratio = background_ratio
 
     def forward(
-        self, density: torch.Tensor, points: list[torch.Tensor], image_size: tuple[int, int]
+        self, density: torch.Tensor, points: list[torch.Tensor], image_size: tuple[int, int],
+        full_sizes: list[tuple[int, int]] | None = None,
     ) -> torch.Tensor:
         density = density.float()
+        full_sizes = full_sizes or [image_size] * len(points)
         losses = [
             bayesian_image_loss(
                 density[i, 0], inside_points(p.to(density.device), image_size), image_size,
-                self.sigma, self.background_ratio,
+                self.sigma, self.background_ratio, full_sizes[i],
             )
             for i, p in enumerate(points)
         ]

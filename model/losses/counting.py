@@ -93,8 +93,9 @@ class CountingLoss(nn.Module):
     def _density(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
         if isinstance(self.density_loss, MSEDensityLoss):
             return self.density_loss(output.density, batch.points, batch.image_size,
-                                     target=self._target(output, batch))
-        return self.density_loss(output.density, batch.points, batch.image_size)
+                                     batch.full_sizes, target=self._target(output, batch))
+        return self.density_loss(output.density, batch.points, batch.image_size,
+                                 batch.full_sizes)
 
     def _local_count(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
         density = output.density.float()
@@ -119,7 +120,8 @@ class CountingLoss(nn.Module):
         if output.density_s4 is None:
             return None
         check_stride("density_s4", output.density_s4, batch, MULTISCALE_STRIDE)
-        return self.density_loss(output.density_s4, batch.points, batch.image_size)
+        return self.density_loss(output.density_s4, batch.points, batch.image_size,
+                                 batch.full_sizes)
 
 
 def build_loss(cfg: LossConfig, model_cfg: ModelConfig) -> CountingLoss:

@@ -1,7 +1,8 @@
 """Pixel-wise MSE against count-preserving Gaussian maps (the CSRNet-style density loss).
 
 A "density_loss" registry entry is a factory ``(LossConfig) -> module`` whose module is called
-as ``loss(density (B, 1, h, w), points [(N_i, 2)], image_size (H, W)) -> scalar``.
+as ``loss(density (B, 1, h, w), points [(N_i, 2)], image_size (H, W), full_sizes=None) ->
+scalar``; ``full_sizes`` lists each pair's (H, W) before cropping (None: uncropped input).
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ class MSEDensityLoss(nn.Module):
 
     def forward(
         self, density: torch.Tensor, points: list[torch.Tensor], image_size: tuple[int, int],
-        target: torch.Tensor | None = None,
+        full_sizes: list[tuple[int, int]] | None = None, target: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``target``, when given, is ``target_like(density, points, image_size, sigma)``."""
+        """``target``, when given, is ``target_like(density, points, image_size, sigma)``; the
+        Gaussian targets depend on the input alone, so ``full_sizes`` plays no part."""
         if target is None:
             target = target_like(density, points, image_size, self.sigma)
         return ((density.float() - target) ** 2).sum() / density.shape[0]
