@@ -296,7 +296,7 @@ def test_baseline_choice_and_extra_file(tmp_path, db, study_file):
     rep = report(db, study_file, baselines="IADM,Mine", baseline_file=str(extra))
     assert [b.key for b in rep.baselines] == ["IADM", "Mine", "BM"]  # BM always
     assert rep.table.at["Mine", "game0_mean"] == 7.84
-    assert len(report(db, study_file, baselines="all").baselines) == 9
+    assert len(report(db, study_file, baselines="all").baselines) == len(load_baselines()) == 17
 
 
 def run_cli(*args):

@@ -37,10 +37,10 @@ class Report:
     first: str | None  # the first variant (A): every variant is also tested against it
     dataset: str
     metrics: list[str]  # the main table's metric columns (table.table_metrics)
-    baseline_dataset: str = "RGBT-CC"  # the dataset whose published rows are shown
     notes: list[str] = field(default_factory=list)
     curves: dict[str, list[tuple[int, list[dict[str, Any]]]]] = field(default_factory=dict)
     tuning: list[dict[str, Any]] = field(default_factory=list)
+    baseline_dataset: str = "RGBT-CC"  # the dataset whose published rows are shown
 
     def test(self, row: str, against: str, metric: str | None = None) -> stats.PairedTest | str:
         """The paired test of ``row`` against its "parent" or the "first" variant, or the
