@@ -180,7 +180,8 @@ def test_study_show_prints_every_variant(tiny_study):
     text = ok("study", "show", tiny_study, env={"COLUMNS": "200"}).stdout
     study = load_study(tiny_study)
     assert text.count(study.description) == 1, "the description is the table's title, once"
-    rows = [line.strip() for line in text.splitlines() if line.split()[:1] in [[v] for v in VARIANTS]]
+    lines = [line.strip() for line in text.splitlines()]
+    rows = [line for line in lines if line.split(" ", 1)[0] in VARIANTS]
     assert [row.split()[0] for row in rows] == VARIANTS
     for row, variant in zip(rows, study.variants.values(), strict=True):
         assert row.split(None, 1)[1].startswith(f"{variant.label} ")

@@ -316,7 +316,8 @@ def test_cli_writes_every_format_to_the_default_path(tmp_path, db, study_file, m
 @pytest.mark.parametrize(("args", "message"), [
     (("report", "mini", "--baselines", "BM,XYZ"),
      "Error: unknown baseline 'XYZ'; known: CSRNet, IADM, CSCA, MMCCN, DEFNet, MC3Net, "
-     "MSDTrans, BM, HyperCounter (or all)"),
+     "MSDTrans, BM, HyperCounter, SAMGuided, RaBiT-CC, MISF-Net, BGDFNet, CMFX, MCN, "
+     "CSCA-S1, CSCA-S2 (or all)"),
     (("report", "nothing"), "Error: no study 'nothing' in sqlite:///"),
     (("report", "mini", "--format", "pdf"),
      "Error: --format 'pdf' is not valid; choose one of html, latex, markdown, csv"),
