@@ -445,3 +445,52 @@ def test_default_report_path_stays_in_reports(name):
     assert path.parent == Path("reports") and path.suffix == ".html"
     assert "/" not in path.name and ".." not in path.name and "\0" not in path.name
     assert len(path.name) <= 110 and not path.name.startswith(".")
+
+
+def test_dronergbt_rows_name_their_sources_and_keep_both_where_papers_disagree():
+    drone = load_baselines(dataset="dronergbt")
+    assert drone["BM"].metrics == {"game0": 6.20, "rmse": 10.40}  # GAME1-3 not published
+    assert drone["IADM"].metrics["game3"] == 22.61 and load_baselines()["IADM"].metrics[
+        "game3"] == 32.89  # the same key, each dataset's own numbers
+    assert drone["MC3Net-S1"].metrics["game0"] == 7.33
+    assert drone["MC3Net-S2"].metrics["game0"] == 7.63
+    assert "HyperCounter" in drone["MC3Net-S1"].source
+    assert "RaBiT-CC" in drone["MC3Net-S2"].source
+    every = [*drone.values(), *load_baselines().values()]
+    assert all(b.source.strip() for b in every)
+    assert {b.dataset for b in drone.values()} == {"dronergbt"}
+
+
+def test_rows_of_the_older_form_are_rgbtcc_and_extra_rows_replace_per_dataset(tmp_path):
+    extra = tmp_path / "mine.toml"
+    extra.write_text('[baselines.Mine]\nname = "old form"\ngame0 = 7.0\nsource = "notes"\n'
+                     '[baselines.dronergbt.BM]\nname = "BM rerun"\ngame0 = 6.9\n'
+                     'source = "our rerun"\n')
+    assert load_baselines(extra)["Mine"].dataset == "rgbtcc"
+    assert load_baselines(extra)["BM"].metrics["game0"] == 10.19
+    drone = load_baselines(extra, dataset="dronergbt")
+    assert "Mine" not in drone and drone["BM"].metrics == {"game0": 6.9}
+    with pytest.raises(AblateError, match="dataset 'shanghai' has no published rows"):
+        load_baselines(dataset="shanghai")
+
+
+def test_report_of_dronergbt_runs_shows_dronergbt_rows_with_dashes(tmp_path, study_file):
+    root = tmp_path / "DroneRGBT"
+    for split in ("train", "test"):
+        for sub in ("RGB", "Infrared", "GT_"):
+            (root / split / sub).mkdir(parents=True)
+    url = str(tmp_path / "drone.db")
+    with RunStore(url) as store:
+        add_run(store, "mini", "A", 0, metrics(7.0, 9.0, 11.0, 14.0, 10.0),
+                config={"data_path": str(root)})
+    rep = report(url, study_file, baselines="BM,IADM")
+    assert rep.baseline_dataset == "DroneRGBT"
+    assert rep.table.at["BM", "game0_mean"] == 6.20
+    assert np.isnan(rep.table.at["BM", "game1_mean"])
+    markdown = render_report(rep, "markdown")
+    assert "published DroneRGBT test results" in markdown
+    bm_line = next(line for line in markdown.splitlines() if line.startswith("| BM |"))
+    assert "| **6.20** | - | - | - | 10.40 |" in bm_line  # best GAME0: A has 7.00
+    shutil.rmtree(root)  # the data is elsewhere now: RGBT-CC rows, and a note says why
+    rep = report(url, study_file)
+    assert rep.baseline_dataset == "RGBT-CC" and any("not readable here" in n for n in rep.notes)

@@ -184,7 +184,7 @@ def test_a_signal_stops_every_worker_and_the_runs_resume(tiny_study, in_tmp, sig
     assert all(not _alive(pid) for pid in workers), "no worker outlives the study command"
     interrupted = [r for r in rows if r["status"] == "failed"]
     assert len(interrupted) == 2 and all("interrupted" in r["error"] for r in interrupted)
-    resumed = ok("study", *args[:-1], "--quiet", env=env)
+    resumed = ok("study", "run", *args, env=env)
     assert "3 trained, 0 skipped, 0 failed" in resumed.stdout
     after = {r["id"]: r for r in rows_of(db)}
     assert len(after) == 3 and all(r["status"] == "done" for r in after.values())
