@@ -52,9 +52,11 @@ class TwoStreamEncoder(nn.Module):
         return self.swap(self.stem_rgb(rgb), self.stem_thermal(thermal))
 
     def stage(self, i: int, reference: torch.Tensor, moving: torch.Tensor):
-        if self.shared:
-            return self.stages_rgb[i](torch.cat([reference, moving])).chunk(2)
         rgb, thermal = self.swap(reference, moving)
+        if self.shared:
+            # RGB first in the batch of 2B, as runs recorded before the registries were made:
+            # batch-norm sums in another order change a seed's result.
+            return self.swap(*self.stages_rgb[i](torch.cat([rgb, thermal])).chunk(2))
         return self.swap(self.stages_rgb[i](rgb), self.stages_thermal[i](thermal))
 
 
