@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from ablate.errors import DataError, UsageError
+from ablate.pipeline import Hooks
 from ablate.study import PER_RUN_KEYS
 from model.data import detect_format
 
@@ -40,6 +41,12 @@ Plugins = Annotated[list[str] | None, typer.Option(
     "--plugin", help="Import this module or .py file first, e.g. to register an aligner "
     "(repeatable).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+Log = Annotated[list[str] | None, typer.Option(
+    "--log", help="Log every run live: tensorboard (loss terms, val metrics, learning rate, "
+    "the viz pictures every few epochs) into --log-dir/<study>/<variant>/seed<N>.")]
+LogDir = Annotated[Path, typer.Option(
+    "--log-dir", help="Root of the live logs; open one study's with: tensorboard --logdir "
+    "runs/tensorboard/<study>.")]
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class RunOptions:
     sets: tuple[str, ...] = ()
     plugins: tuple[str, ...] = ()
     quiet: bool = False
+    log: tuple[str, ...] = ()
+    log_dir: Path = Path("runs/tensorboard")
 
     def overrides(self) -> dict[str, Any]:
         """The options the user gave, as config overrides; ``--set`` wins over named options."""
@@ -74,11 +83,17 @@ class RunOptions:
         }
         return {**{k: v for k, v in named.items() if v is not None}, **parse_sets(self.sets)}
 
+    def live_logging(self) -> Hooks | None:
+        """The hooks of ``--log`` (None without it); an unknown logger is a UsageError."""
+        from ablate.tensorboard import live_logging  # imports the viz stack: only when asked
+
+        return live_logging(self.log, self.log_dir) if self.log else None
+
 
 # The Typer declaration of each RunOptions field.
 _DECLARED = {"data_path": DataPath, "epochs": Epochs, "batch_size": BatchSize, "lr": Lr,
              "backbone_lr": BackboneLr, "downsample_ratio": Ratio, "device": Device, "db": Db,
-             "sets": Sets, "plugins": Plugins, "quiet": Quiet}
+             "sets": Sets, "plugins": Plugins, "quiet": Quiet, "log": Log, "log_dir": LogDir}
 
 
 def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -95,7 +110,7 @@ def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
         given = {f.name: kwargs.pop(f.name) for f in fields(RunOptions)}
-        for name in ("sets", "plugins"):
+        for name in ("sets", "plugins", "log"):
             given[name] = tuple(given[name] or ())
         return command(**kwargs, options=RunOptions(**given))
 

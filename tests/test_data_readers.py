@@ -11,7 +11,14 @@ import torch
 from torchvision.io import encode_jpeg, write_file
 
 from model.config import DataConfig
-from model.data import DataError, check_dataset, detect_format, load_splits
+from model.data import (
+    RGBTCC_STATS,
+    DataError,
+    check_dataset,
+    detect_format,
+    load_first_pair,
+    load_splits,
+)
 from model.data.io import torchvision_io
 
 H, W = 24, 32
@@ -130,6 +137,28 @@ def test_dronergbt_reads_xml_and_carves_a_deterministic_val(tmp_path):
     report = check_dataset(root)
     assert report["format"] == "dronergbt" and set(report["splits"]) == {"train", "test"}
     assert report["splits"]["train"]["pairs"] == 6
+
+
+@pytest.mark.parametrize("layout", ["rgbtcc", "dronergbt", "synthetic"])
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_first_pair_is_the_first_pair_load_splits_gives(tmp_path, layout, split):
+    writers = {"rgbtcc": write_rgbtcc_fixture, "dronergbt": write_drone_fixture}
+    root = writers[layout](tmp_path) if layout in writers else None
+    cfg = DataConfig(data_path=None if root is None else str(root), val_size=3,
+                     synth_n_train=2, synth_n_val=2, synth_n_test=2)
+    splits = load_splits(cfg)
+    sample, stats = load_first_pair(cfg, split)
+    first = getattr(splits, split)[0]
+    assert sample.id == first.id and torch.equal(sample.rgb, first.rgb)
+    assert torch.equal(sample.points, first.points) and stats == splits.stats
+
+
+def test_first_pair_of_a_missing_split_is_a_data_error(tmp_path):
+    root = write_drone_fixture(tmp_path)
+    with pytest.raises(DataError, match="has no train2 split"):
+        load_first_pair(DataConfig(data_path=str(root)), "train2")
+    assert load_first_pair(DataConfig(data_path=str(write_rgbtcc_fixture(tmp_path / "r"))),
+                           "train")[1] == RGBTCC_STATS
 
 
 def test_detect_format_rejects_unknown_layouts_and_missing_paths(tmp_path):

@@ -52,7 +52,8 @@ def _registry(kind: str) -> Callable[[], Sequence[Any]]:
 @dataclass(frozen=True)
 class ModelConfig:
     backbone: str = "tiny"  # "tiny" keeps CPU tests and the demo study fast
-    pretrained: str | None = None  # None, a state-dict path, or "torchvision" (local cache only)
+    # None, a state-dict path, or "torchvision" (the torch cache; downloaded once when missing)
+    pretrained: str | None = None
     shared_backbone: bool = False  # plan Option C: per-modality first conv, shared rest
     thermal_channels: int = 3  # RGBT-CC's thermal JPEG is 3-channel pseudo-colour
     reference: str = "thermal"  # RGBT-CC points live on the thermal image

@@ -4,7 +4,7 @@ targets and loaders. Every bad input raises ``DataError`` with one line naming t
 from model.data.augment import crop_flip, crop_params, gather_crops
 from model.data.batch import Batch
 from model.data.collate import collate
-from model.data.datasets import check_dataset, load_splits
+from model.data.datasets import check_dataset, load_first_pair, load_splits
 from model.data.errors import DataError
 from model.data.layouts import detect_format
 from model.data.loader import eval_batches, train_batches
@@ -39,6 +39,7 @@ __all__ = [
     "detect_format",
     "eval_batches",
     "gather_crops",
+    "load_first_pair",
     "load_splits",
     "normalize",
     "random_affine",

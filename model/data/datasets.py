@@ -12,7 +12,14 @@ from model.config import DataConfig
 from model.data.errors import DataError
 from model.data.io import load_pair
 from model.data.layouts import SCANNERS, PairFiles, detect_format
-from model.data.sample import DRONERGBT_STATS, RGBTCC_STATS, PairSet, Splits
+from model.data.sample import (
+    DRONERGBT_STATS,
+    RGBTCC_STATS,
+    NormStats,
+    PairSet,
+    Sample,
+    Splits,
+)
 from model.data.synth import synthetic_splits
 
 # DroneRGBT has no val split; the held-out pairs are a fixed permutation of train so every run,
@@ -37,14 +44,19 @@ def _load_split(root: Path, fmt: str, split: str, thermal_channels: int) -> list
     return [load_pair(f.id, f.rgb, f.thermal, f.label, thermal_channels) for f in files]
 
 
-def _carve_val(train: list, val_size: int, root: Path) -> tuple[list, list]:
-    if not 0 < val_size < len(train):
+def _held_out(n_train: int, val_size: int, root: Path) -> list[int]:
+    """Indices of the train pairs DroneRGBT's val split holds, in val order."""
+    if not 0 < val_size < n_train:
         raise DataError(
-            f"val_size={val_size} cannot be held out of the {len(train)} DroneRGBT train pairs in "
-            f"{root / 'train'}; choose 1 to {len(train) - 1}"
+            f"val_size={val_size} cannot be held out of the {n_train} DroneRGBT train pairs in "
+            f"{root / 'train'}; choose 1 to {n_train - 1}"
         )
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(DRONERGBT_VAL_SEED))
-    held = set(order[:val_size].tolist())
+    order = torch.randperm(n_train, generator=torch.Generator().manual_seed(DRONERGBT_VAL_SEED))
+    return sorted(order[:val_size].tolist())
+
+
+def _carve_val(train: list, val_size: int, root: Path) -> tuple[list, list]:
+    held = set(_held_out(len(train), val_size, root))
     keep = [s for i, s in enumerate(train) if i not in held]
     val = [s for i, s in enumerate(train) if i in held]
     return keep, val
@@ -77,6 +89,30 @@ def load_splits(cfg: DataConfig, thermal_channels: int = 3) -> Splits:
         format=fmt,
         stats=stats,
     )
+
+
+def load_first_pair(cfg: DataConfig, split: str,
+                    thermal_channels: int = 3) -> tuple[Sample, NormStats]:
+    """The first pair of ``split`` as ``load_splits`` orders it and the normalisation the run
+    uses, decoding only that pair (live logging shows the same val image every few epochs
+    without decoding the whole set again)."""
+    if cfg.data_path is None:
+        splits = synthetic_splits(cfg, thermal_channels)
+        return getattr(splits, split)[0], splits.stats
+    root = Path(cfg.data_path)
+    fmt = detect_format(root)
+    split_names, scan = SCANNERS[fmt]
+    # DroneRGBT's val pairs are held out of train (see _carve_val).
+    scanned = "train" if fmt == "dronergbt" and split == "val" else split
+    if scanned not in split_names:
+        raise DataError(f"{root} has no {split} split ({', '.join(split_names)})")
+    files, problems = scan(root, scanned)
+    if problems or not files:
+        raise _first_problem(problems or [f"empty split {split} in {root}"], root)
+    index = _held_out(len(files), cfg.val_size, root)[0] if scanned != split else 0
+    f = files[index]
+    stats = RGBTCC_STATS if fmt == "rgbtcc" else DRONERGBT_STATS
+    return load_pair(f.id, f.rgb, f.thermal, f.label, thermal_channels), stats
 
 
 def _check_split(files: list[PairFiles], problems: list[str]) -> dict[str, Any]:
