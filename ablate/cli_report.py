@@ -31,6 +31,9 @@ def report_command(
     sig_metric: Annotated[str, typer.Option(
         "--sig-metric", help="GAME level of the main table's significance columns "
         "(game0..game3); every level is in the paired-tests table.")] = "game3",
+    dataset: Annotated[str | None, typer.Option(
+        "--dataset", help="Whose published rows to show: rgbtcc or dronergbt. Default: the "
+        "layout of the runs' data path.")] = None,
 ) -> None:
     """Render the results table: baselines, then each variant's GAME0-3 and RMSE.
 
@@ -38,7 +41,7 @@ def report_command(
     from its parent in the chain, and a paired test over test images (bootstrap
     CI, Wilcoxon p) against its parent and against A. HTML adds charts.
 
-    Example: ablate report demo --format latex --baselines BM,IADM
+    Example: ablate report demo --format latex --baselines BM,IADM --dataset rgbtcc
     """
     from ablate.report import build_report, write_report
     from ablate.report.render import FORMATS
@@ -47,7 +50,8 @@ def report_command(
         raise UsageError(f"--format {format!r} is not valid; choose one of {', '.join(FORMATS)}")
     with RunStore(db, readonly=True) as store:
         report = build_report(store, study, split, baselines,
-                              str(baseline_file) if baseline_file else None, sig_metric)
+                              str(baseline_file) if baseline_file else None, sig_metric,
+                              dataset)
     path = write_report(report, format, out)
     for note in report.notes:
         typer.echo(f"note: {note}")
