@@ -227,7 +227,9 @@ def _train(store: RunStore, spec: RunSpec, save_dir: Path, hooks: Hooks, splits:
         store.prune(run_id)
         outcome.status = "pruned"
         return
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
+        # Ctrl-C, SIGTERM, or submitit exiting after a Slurm preemption: training has
+        # stopped, so the run is handed on at once instead of after the heartbeat timeout.
         store.fail(run_id, "interrupted; the next study run resumes it from its checkpoint")
         raise
     except Exception as exc:  # recorded with its traceback and reported; the study goes on

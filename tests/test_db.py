@@ -40,7 +40,7 @@ METRICS = {"game0": 10.5, "game1": 12.0, "game2": 14.25, "game3": 17.0, "rmse": 
 REQUIRED_JSON_KEYS = {
     "id", "study", "variant", "seed", "status", "config_hash",
     "game0", "game1", "game2", "game3", "rmse", "mae",
-    "label", "host", "started_at", "ended_at", "error", "trial_number",
+    "label", "host", "started_at", "ended_at", "error", "trial_number", "worker",
 }  # fmt: skip
 
 
@@ -267,6 +267,65 @@ def test_locked_database_is_retried():
     calls.clear()
     with pytest.raises(AblateError, match="^database sqlite:///x.db: database is locked$"):
         retrying("sqlite:///x.db", work, attempts=1)
+
+
+def _gone(message: str) -> OperationalError:
+    return OperationalError("SELECT 1", {}, Exception(message))
+
+
+def test_a_server_that_went_away_is_waited_for(monkeypatch):
+    """A restarted PostgreSQL: the same transaction again, with backoff, until it is back."""
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    calls = []
+
+    def work():
+        calls.append(1)
+        if len(calls) < 4:
+            raise _gone('connection to server at "db" (10.0.0.5), port 5432 failed: '
+                        "Connection refused")
+        return "ok"
+
+    assert retrying("postgresql://db/x", work) == "ok" and len(calls) == 4
+
+
+@pytest.mark.parametrize(("message", "waited"), [
+    ("server closed the connection unexpectedly", True),
+    ("terminating connection due to administrator command", True),
+    ("FATAL:  the database system is starting up", True),
+    ('connection to server at "db", port 5432 failed: FATAL:  password authentication failed '
+     'for user "me"', False),
+    ('FATAL:  database "nope" does not exist', False),
+    ("syntax error at or near SELEC", False),
+])
+def test_only_a_missing_server_is_waited_for(monkeypatch, message, waited):
+    monkeypatch.setattr(ablate.db.connect, "RECONNECT_S", 0.05)
+    calls = []
+
+    def work():
+        calls.append(1)
+        raise _gone(message)
+
+    with pytest.raises(AblateError, match="^database postgresql://db/x: "):
+        retrying("postgresql://db/x", work)
+    assert (len(calls) > 1) == waited
+
+
+def test_host_id_and_timings_from_the_environment(monkeypatch, store):
+    from ablate.db.host import hostname, seconds_from_env
+
+    monkeypatch.setenv("ABLATE_HOST", "node-7")
+    assert hostname() == "node-7"
+    claim = store.claim("s", "A", 0, CONFIG, "h")
+    row = store.run_dicts()[0]
+    assert (row["host"], row["worker"]) == ("node-7", f"node-7:{os.getpid()}")
+    assert claim.run.host == "node-7"
+    monkeypatch.setenv("ABLATE_STALE_AFTER_S", "2.5")
+    assert seconds_from_env("ABLATE_STALE_AFTER_S", 120.0) == 2.5
+    monkeypatch.setenv("ABLATE_STALE_AFTER_S", "-1")
+    with pytest.raises(ValueError, match="ABLATE_STALE_AFTER_S='-1' is not a positive"):
+        seconds_from_env("ABLATE_STALE_AFTER_S", 120.0)
+    monkeypatch.delenv("ABLATE_STALE_AFTER_S")
+    assert seconds_from_env("ABLATE_STALE_AFTER_S", 120.0) == 120.0
 
 
 def test_code_version_is_the_checkout_commit():

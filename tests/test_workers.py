@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -149,6 +150,9 @@ def test_study_with_two_workers_trains_each_run_once(tiny_study, in_tmp):
     """The done criterion of issue 14 on the tiny demo study."""
     result = ok("study", "run", str(tiny_study), "--workers", "2", env=cli_env())
     assert f"{len(VARIANTS)} trained, 0 skipped, 0 failed" in result.stdout
+    # One display for both workers: a line per finished run, whichever worker trained it.
+    shown = re.findall(r"^done (\w+)/0 \(run \d+\) test GAME0-3", result.stderr, re.M)
+    assert sorted(shown) == sorted(VARIANTS)
     rows = runs_json()
     assert sorted(r["variant"] for r in rows) == sorted(VARIANTS)
     assert all(r["status"] == "done" and r["epochs_done"] == 1 for r in rows)
@@ -225,3 +229,14 @@ def test_worker_entry_reports_a_bad_job_in_one_line(in_tmp):
                           capture_output=True, text=True, env=cli_env(), timeout=120)
     assert done.returncode == 1
     assert done.stderr.startswith("Error:") and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_scheduler_benchmark_trains_each_stub_run_once(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.bench_scheduler import simulate, table
+
+    result = simulate(str(tmp_path / "b.db"), workers=3, runs=6, epochs=2)
+    assert (result["rows"], result["done"]) == (6, 6), "every run claimed by exactly one worker"
+    assert result["claim_ms"]["n"] == 18, "each of 3 workers claimed or skipped all 6 runs"
+    assert result["record_epoch_ms"]["n"] == 12 and result["finish_ms"]["n"] == 6
+    assert "| SQLite | 3 | 6 |" in table([{"database": "SQLite", **result}])

@@ -3,9 +3,9 @@ database until every one is done, failed or pruned.
 
 A worker that finds a run busy in another worker comes back to it: if that worker dies (a
 node lost, a job killed), its heartbeat stops and this worker takes the run over after
-``RunStore.stale_after`` s, resuming it from its last checkpoint. SIGTERM (what Slurm and
-the local launcher send) is turned into KeyboardInterrupt, so the run being trained is
-recorded as interrupted and the next worker resumes it at once.
+``RunStore.stale_after`` s, resuming it from its last checkpoint. SIGTERM (what the local
+launcher sends) and Ctrl-C are turned into one KeyboardInterrupt, so the run being trained
+is recorded as interrupted and the next worker resumes it at once.
 """
 
 from __future__ import annotations
@@ -51,14 +51,20 @@ def load_specs(job: dict[str, Any]) -> list[RunSpec]:
 
 def work(store: RunStore, specs: list[RunSpec], hooks: Hooks | None = None,
          poll_s: float = 5.0) -> list[RunOutcome]:
-    """Execute every spec; the busy ones again every ``poll_s`` s until none is left."""
-    cache, finished, pending = SplitsCache(), {}, list(specs)
+    """Execute every spec; the busy ones again every ``poll_s`` s until none is left.
+
+    A busy run that its worker then records as failed is not tried again here: it failed
+    once in this launch already (out of memory, a bad value), and the next launch retries it.
+    """
+    cache, finished = SplitsCache(), {}
+    pending: list[tuple[RunSpec, int | None]] = [(spec, None) for spec in specs]
     while pending:
         busy = []
-        for spec in pending:
-            outcome = execute(store, spec, hooks, cache)
+        for spec, seen in pending:
+            ended = _ended_elsewhere(store, seen)
+            outcome = ended or execute(store, spec, hooks, cache)
             if outcome.status == "busy":
-                busy.append(spec)
+                busy.append((spec, outcome.run_id))
             else:
                 finished[(spec.variant, spec.seed)] = outcome
         pending = busy
@@ -67,11 +73,27 @@ def work(store: RunStore, specs: list[RunSpec], hooks: Hooks | None = None,
     return [finished[(s.variant, s.seed)] for s in specs]
 
 
-def interrupt_on_sigterm() -> None:
+def _ended_elsewhere(store: RunStore, run_id: int | None) -> RunOutcome | None:
+    """The outcome of a run another worker held and has since failed or pruned."""
+    if run_id is None:
+        return None
+    run = store.get_run(run_id)
+    if run.status not in ("failed", "pruned") or (run.error or "").startswith("interrupted"):
+        return None  # running, done (skipped by the claim) or interrupted (resumable now)
+    return RunOutcome(run.variant, run.seed, "skip-busy", run.id, run.status,
+                      (run.error or "").splitlines()[0] or None)
+
+
+def interrupt_once() -> None:
+    """SIGINT or SIGTERM raises KeyboardInterrupt once; later ones are ignored, so that Ctrl-C
+    followed by the parent's SIGTERM cannot cut short the recording of the interrupted run."""
     def handler(signum: int, frame: object) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, handler)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
 
 
 def run_job(job: dict[str, Any]) -> list[RunOutcome]:
@@ -82,7 +104,7 @@ def run_job(job: dict[str, Any]) -> list[RunOutcome]:
 
 def main() -> None:
     """Entry of a local worker process: ``python -c ENTRY JOB.json``."""
-    interrupt_on_sigterm()
+    interrupt_once()
     try:
         run_job(json.loads(Path(sys.argv[1]).read_text()))
     except AblateError as exc:

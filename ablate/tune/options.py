@@ -27,6 +27,9 @@ class TuneOptions:
     extra: dict[str, Any] = field(default_factory=dict)  # config overrides (named options, --set)
     quiet: bool = False
     worker: bool = False  # one of --n-workers' processes: search only, no summary
+    # Complete or pruned trials after which every worker stops (a Slurm launch: tasks that
+    # are requeued, or finish early, still add up to the trials asked for). None: no cap.
+    max_trials: int | None = None
 
     def check(self) -> None:
         if self.n_trials is not None and self.n_trials < 1:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
 
 from ablate.db import RunStore
 from ablate.errors import UsageError
@@ -90,8 +91,10 @@ def create_or_load(storage: optuna.storages.BaseStorage, name: str, spec: TuneSp
 
 
 def optimize(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None,
-             on_trial: Callable[[FrozenTrial], None] | None = None) -> None:
-    """Run ``n_trials`` trials (fewer if ``timeout`` seconds pass) in this process."""
+             on_trial: Callable[[FrozenTrial], None] | None = None,
+             max_trials: int | None = None) -> None:
+    """Run ``n_trials`` trials (fewer if ``timeout`` seconds pass, or once the study holds
+    ``max_trials`` complete or pruned trials) in this process."""
     store: RunStore = objective.store
 
     def trial_with_cleanup(trial: optuna.Trial) -> float | list[float]:
@@ -100,5 +103,10 @@ def optimize(study: optuna.Study, objective: Objective, n_trials: int, timeout: 
 
     fail_dead_trials(study, store)  # first, so their retries run in this call
     callbacks = [lambda _study, trial: on_trial(trial)] if on_trial is not None else []
+    if max_trials is not None:
+        counted = (TrialState.COMPLETE, TrialState.PRUNED)
+        if len(study.get_trials(deepcopy=False, states=counted)) >= max_trials:
+            return
+        callbacks.append(MaxTrialsCallback(max_trials, states=counted))
     study.optimize(trial_with_cleanup, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,),
                    callbacks=callbacks, gc_after_trial=True)

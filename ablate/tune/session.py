@@ -85,7 +85,8 @@ def search(study: Study, options: TuneOptions, console: Console) -> TuneResult |
         objective = Objective(store, study, setup.spec, setup.name, options.extra,
                               options.save_root)
         if options.worker:
-            optimize(found, objective, setup.total, options.timeout)
+            optimize(found, objective, setup.total, options.timeout,
+                     max_trials=options.max_trials)
             return None
         n = len(found.get_trials(deepcopy=False))
         console.print(f"Optuna study {setup.name} in {setup.target.shown}: {n} trials so far, "
@@ -93,7 +94,7 @@ def search(study: Study, options: TuneOptions, console: Console) -> TuneResult |
                       f"{setup.strategy.pruner}, {options.n_workers} worker(s))")
         with TrialProgress(setup.total, setup.spec.label, console,
                            bars_on=not options.quiet) as progress:
-            if options.n_workers > 1:
+            if options.n_workers > 1 or options.gpus:  # a chosen GPU: a process that sees it
                 jobs = worker_jobs(study, options, setup, store)
                 codes = run_workers(jobs, WORKER_ENTRY, found, progress.trial_done,
                                     options.gpus)
