@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 from ablate.cli_data import app as data_app
 from ablate.cli_diagnose import diagnose_command
 from ablate.cli_eval import check_eval_command, eval_command
+from ablate.cli_launch import app as launch_app
 from ablate.cli_report import report_command, viz_command
 from ablate.cli_run import run, study_app
 from ablate.cli_runs import app as runs_app
@@ -54,6 +55,7 @@ app.command("tune")(tune_command)
 app.command("report")(report_command)
 app.command("viz")(viz_command)
 app.add_typer(data_app, name="data")
+app.add_typer(launch_app, name="launch")
 
 
 def main() -> None:

@@ -28,14 +28,17 @@ def train_and_summarise(study: Study, specs: list[RunSpec], options: opt.RunOpti
     """Record the study, execute its planned runs (here, or in one worker process per slot
     when there are several or a GPU is chosen), print the counts; failed runs are an error
     naming them."""
+    live = options.live_logging()  # a bad --log fails here, before the database is opened
     with RunStore(options.db) as store:
         store.record_study(study.name, study.to_record())
         if slots and (len(slots) > 1 or slots[0].gpu is not None):
             watch = StudyWatch(store, specs, enabled=not options.quiet)
-            outcomes = run_local(make_job(study, specs, store), slots, watch)
+            job = {**make_job(study, specs, store), "log": list(options.log),
+                   "log_dir": str(options.log_dir)}
+            outcomes = run_local(job, slots, watch)
         else:
             with reporter(options.quiet) as shown:
-                outcomes = run_specs(store, specs, shown)
+                outcomes = run_specs(store, specs, shown, live)
     summarise(outcomes)
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ablate import cli_options as opt
-from ablate.errors import TrainingError
+from ablate.errors import TrainingError, UsageError
 from ablate.launch.slots import Gpus, plan_slots
 from ablate.pipeline import RunOutcome
 from ablate.progress import reporter
@@ -68,6 +68,9 @@ def tune_command(
 
     Example: ablate tune studies/demo.toml --n-trials 20 --workers 2 --confirm-seeds 3
     """
+    if options.log:  # trials are logged in the runs database and Optuna's storage
+        raise UsageError("--log is for `ablate run` and `ablate study run`; tuning trials "
+                         "are recorded in the runs database (ablate report shows them)")
     slots = plan_slots(n_workers, gpus)
     study = load_study(study_file, options.plugins)
     tune_options = TuneOptions(

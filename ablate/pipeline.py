@@ -268,10 +268,12 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def run_specs(store: RunStore, specs: list[RunSpec],
-              reporter: Reporter | None = None) -> list[RunOutcome]:
-    """Execute every specification in order, one progress display, each dataset decoded once."""
+def run_specs(store: RunStore, specs: list[RunSpec], reporter: Reporter | None = None,
+              hooks: Hooks | None = None) -> list[RunOutcome]:
+    """Execute every specification in order, one progress display (and ``hooks``, e.g. live
+    logging, after it), each dataset decoded once."""
     reporter = reporter or Reporter()
     reporter.study_started(len(specs))
     cache = SplitsCache()
-    return [execute(store, spec, reporter, cache) for spec in specs]
+    both = Chain(reporter, hooks)
+    return [execute(store, spec, both, cache) for spec in specs]

@@ -98,8 +98,13 @@ def interrupt_once() -> None:
 
 def run_job(job: dict[str, Any]) -> list[RunOutcome]:
     specs = load_specs(job)
+    live = None
+    if job.get("log"):
+        from ablate.tensorboard import live_logging  # the viz stack, only when asked for
+
+        live = live_logging(tuple(job["log"]), Path(job["log_dir"]))
     with RunStore(job["db"]) as store:
-        return work(store, specs, poll_s=float(job.get("poll_s", 5.0)))
+        return work(store, specs, live, poll_s=float(job.get("poll_s", 5.0)))
 
 
 def main() -> None:

@@ -146,6 +146,8 @@ class Trainer:
                                 f"{row[bad[-1]]} at epoch {epoch}")
         row["pairs_per_s"] = n_pairs / max(time.perf_counter() - start, 1e-9)
         row["lr"] = self.optimizer.param_groups[-1]["lr"]
+        row.update({f"lr_{g['name']}": g["lr"] for g in self.optimizer.param_groups
+                    if g.get("name") == "backbone"})  # the plan's second learning rate
         return row
 
     def _misalign(self, rgb: torch.Tensor, thermal: torch.Tensor):
