@@ -12,6 +12,7 @@ from ablate.cli_diagnose import diagnose_command
 from ablate.cli_eval import check_eval_command, eval_command
 from ablate.cli_launch import app as launch_app
 from ablate.cli_report import report_command, viz_command
+from ablate.cli_robustness import robustness_command
 from ablate.cli_run import run, study_app
 from ablate.cli_runs import app as runs_app
 from ablate.cli_tune import tune_command
@@ -51,6 +52,7 @@ app.add_typer(runs_app, name="runs")
 app.command("eval")(eval_command)
 app.command("check-eval")(check_eval_command)
 app.command("diagnose")(diagnose_command)
+app.command("robustness")(robustness_command)
 app.command("tune")(tune_command)
 app.command("report")(report_command)
 app.command("viz")(viz_command)

@@ -23,7 +23,7 @@ from ablate.db.models import (
     finite,
 )
 from ablate.db.transactions import Transactions, jsonable, upsert
-from model.metrics import metric_names
+from model.metrics import ALIGN_KEYS, metric_names
 
 
 class Recording(Transactions):
@@ -110,7 +110,7 @@ class Recording(Transactions):
 
 
 def _metric_rows(run_id: int, splits: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    registered = metric_names()
+    registered = [*metric_names(), *ALIGN_KEYS]
     return [
         {"run_id": run_id, "split": split, "name": name, "value": finite(splits[split][name])}
         for split in SPLITS

@@ -13,6 +13,7 @@ import pandas as pd
 from ablate.db import RunStore
 from ablate.errors import AblateError, UsageError
 from ablate.report import stats
+from ablate.report.alignment import alignment_frame
 from ablate.report.baselines import DATASETS, DEFAULT_DATASET, Baseline, choose, load_baselines
 from ablate.report.runs import VariantRow, resolve_study, variant_rows
 from ablate.report.table import build_table, table_metrics
@@ -54,7 +55,7 @@ class Report:
         if isinstance(found["note"], str) and found["note"]:
             return found["note"]
         return stats.PairedTest(int(found["n_images"]), found["mean_diff"], found["ci_low"],
-                                found["ci_high"], found["p_value"])
+                                found["ci_high"], found["p_value"], found["mde"])
 
 
 def build_report(store: RunStore, study: str | None = None, split: str = "test",
@@ -77,6 +78,9 @@ def build_report(store: RunStore, study: str | None = None, split: str = "test",
     chosen = choose(load_baselines(baseline_file, dataset=dataset), baselines, reference)
     names = table_metrics()
     table = build_table(chosen, rows, split, reference, names)
+    alignment = alignment_frame(store, rows, split)
+    if not alignment.empty:  # synthetic runs: the alignment at the heads, as extra columns
+        table = table.join(alignment)
     first = next((row.key for row in rows if not row.tuned), None)
     significance, sig_notes = _significance(store, rows, first, split)
     curves = {row.key: [(run.seed, store.epochs(run.id)) for run in row.runs] for row in rows}
@@ -107,17 +111,17 @@ def _significance(store: RunStore, rows: list[VariantRow], first: str | None,
             for metric in stats.GAME_METRICS:
                 record = {"row": row.key, "against": against, "against_key": other,
                           "metric": metric, "n_images": 0, "mean_diff": None, "ci_low": None,
-                          "ci_high": None, "p_value": None, "note": ""}
+                          "ci_high": None, "p_value": None, "mde": None, "note": ""}
                 if isinstance(result, str):
                     record["note"] = result
                 else:
                     test = result[metric]
                     record.update(n_images=test.n_images, mean_diff=test.mean_diff,
                                   ci_low=test.ci_low, ci_high=test.ci_high,
-                                  p_value=test.p_value)
+                                  p_value=test.p_value, mde=test.mde)
                 records.append(record)
     columns = ["row", "against", "against_key", "metric", "n_images", "mean_diff", "ci_low",
-               "ci_high", "p_value", "note"]
+               "ci_high", "p_value", "mde", "note"]
     frame = pd.DataFrame.from_records(records, columns=columns)
     notes = []
     if all(images[key].empty for key in images):

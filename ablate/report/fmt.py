@@ -66,11 +66,20 @@ def pvalue(value: Any) -> str:
 
 
 def test_text(test: Any) -> str:
-    """A stats.PairedTest as "-1.23 [-2.10, -0.40] p=0.003", or the reason there is none."""
+    """A stats.PairedTest as "-1.23 [-2.10, -0.40] p=0.003; MDE 1.85", or the reason there
+    is none."""
     if test is None or isinstance(test, str):
         return test or ""
     return (f"{test.mean_diff:+.2f} [{test.ci_low:+.2f}, {test.ci_high:+.2f}] "
-            f"{pvalue(test.p_value)}")
+            f"{pvalue(test.p_value)}{'; ' if mde_text(test) else ''}{mde_text(test)}")
+
+
+def mde_text(test: Any) -> str:
+    """The minimum detectable effect of a PairedTest as "MDE 1.85" (nothing if unknown)."""
+    value = getattr(test, "mde", None)
+    if missing(value):
+        return ""
+    return "MDE ∞" if math.isinf(value) else f"MDE {value:.2f}"
 
 
 def switch_text(on: bool, detail: str) -> str:
@@ -98,7 +107,10 @@ class Latex:
         if test is None or isinstance(test, str):
             return Safe(latex_escape(test or ""))
         p = "$p<0.001$" if test.p_value < 0.001 else f"$p={test.p_value:.3f}$"
-        return Safe(f"${test.mean_diff:+.2f}$ [${test.ci_low:+.2f}$, ${test.ci_high:+.2f}$] {p}")
+        detect = "" if missing(test.mde) else (
+            r"; MDE $\infty$" if math.isinf(test.mde) else f"; MDE ${test.mde:.2f}$")
+        return Safe(f"${test.mean_diff:+.2f}$ [${test.ci_low:+.2f}$, ${test.ci_high:+.2f}$] "
+                    f"{p}{detect}")
 
     @staticmethod
     def stars(test: Any) -> Safe:

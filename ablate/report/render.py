@@ -19,6 +19,8 @@ from ablate.report.stats import GAME_METRICS
 from ablate.report.table import SWITCH_HEADERS, SWITCHES, header
 
 FORMATS = {"html": "html", "latex": "tex", "markdown": "md", "csv": "csv"}
+# Per paired test, the CSV columns <metric>_vs_<parent|first>_<value>.
+TEST_VALUES = ("mean_diff", "ci_low", "ci_high", "p_value", "mde")
 TEMPLATES = {"html": "report.html.j2", "latex": "report.tex.j2", "markdown": "report.md.j2"}
 
 
@@ -75,6 +77,7 @@ def view(report: Report) -> dict[str, Any]:
         "variant_rows": [row for row in rows if row["kind"] != "baseline"],
         "sig_header": header(report.sig_metric),
         "sig_rows": _sig_rows(report),
+        "align_rows": _align_rows(report.table),
         "game_headers": [header(m) for m in GAME_METRICS],
         "label_slug": re.sub(r"[^A-Za-z0-9]+", "-", report.study).strip("-") or "study",
     }
@@ -88,10 +91,10 @@ def flat_frame(report: Report) -> pd.DataFrame:
     sig = report.significance
     if not sig.empty:
         wide = sig.pivot_table(index="row", columns=["metric", "against"],
-                               values=["mean_diff", "ci_low", "ci_high", "p_value"],
+                               values=list(TEST_VALUES),
                                aggfunc="first")
         order = [(v, m, a) for m in GAME_METRICS for a in ("parent", "first")
-                 for v in ("mean_diff", "ci_low", "ci_high", "p_value") if (v, m, a) in wide]
+                 for v in TEST_VALUES if (v, m, a) in wide]
         wide = wide[order]
         wide.columns = [f"{metric}_vs_{against}_{value}" for value, metric, against in order]
         wide = wide.reset_index()
@@ -110,6 +113,16 @@ def _switch(name: str, value: Any) -> dict[str, Any]:
     if name == "fusion":  # a choice, not an on/off switch: print which
         return {"on": False, "detail": str(value)}
     return {"on": True, "detail": "" if value is True else str(value)}
+
+
+def _align_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per variant with alignment measured at the heads (alignment.COLUMNS), in table order."""
+    if "align_residual_px_mean" not in table:
+        return []
+    have = table[table["align_residual_px_mean"].notna()]
+    return [{"key": key, "label": r["label"], "residual": r["align_residual_px_mean"],
+             "residual_std": r["align_residual_px_std"], "baseline": r["align_baseline_px_mean"],
+             "split": r["align_split"]} for key, r in have.iterrows()]
 
 
 def _sig_rows(report: Report) -> list[dict[str, Any]]:
@@ -135,7 +148,7 @@ def _environment(format: str) -> Environment:
         env = Environment(autoescape=True, **common)
         env.filters.update(num=fmt.num, signed=fmt.signed, test=fmt.test_text, pm=fmt.pm,
                            value=fmt.value_text,
-                           switch=fmt.switch_text, pvalue=fmt.pvalue)
+                           switch=fmt.switch_text, pvalue=fmt.pvalue, mde=fmt.mde_text)
     elif format == "latex":
         env = Environment(autoescape=False, finalize=_finalize(fmt.latex_escape), **common)
         env.filters.update(num=fmt.Latex.num, signed=fmt.Latex.signed, pm=fmt.Latex.pm,

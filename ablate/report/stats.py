@@ -3,7 +3,8 @@
 Each image's GAME value is averaged over a variant's seeds, so both variants are measured on
 the same images; the test is on the per-image differences d = variant - other:
 a percentile bootstrap 95% confidence interval of mean(d) (fixed seed, reproducible) and the
-Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``, two-sided).
+Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``, two-sided), and the minimum detectable
+effect (``mde``, see ``minimum_detectable``): what "not significant" rules out.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ GAME_METRICS = tuple(f"game{level}" for level in GAME_LEVELS)
 N_BOOTSTRAP = 10_000
 BOOTSTRAP_SEED = 0
 LEVEL = 0.95
+POWER = 0.80  # the power at which the minimum detectable effect is quoted
+ALPHA = 0.05  # two-sided, the level at which p-values are read
+# Pitman asymptotic relative efficiency of the Wilcoxon signed-rank test against the paired
+# t-test for normal differences: Wilcoxon on n images is worth a t-test on 3/pi * n images.
+WILCOXON_ARE = 3 / np.pi
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,8 @@ class PairedTest:
     ci_low: float
     ci_high: float
     p_value: float  # Wilcoxon signed-rank, two-sided
+    # Smallest |mean difference| the test finds at POWER, two-sided ALPHA (minimum_detectable).
+    mde: float = float("nan")
 
     @property
     def significant(self) -> bool:
@@ -50,7 +58,28 @@ def paired_test(diff: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTR
     means = diff[picks].mean(axis=1)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
-    return PairedTest(len(diff), float(diff.mean()), float(low), float(high), _wilcoxon(diff))
+    return PairedTest(len(diff), float(diff.mean()), float(low), float(high), _wilcoxon(diff),
+                      minimum_detectable(diff))
+
+
+def minimum_detectable(diff: np.ndarray, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest true mean difference the paired test detects with probability ``power``:
+    MDE = (t_{n-1, 1-alpha/2} + t_{n-1, power}) * sd(d) / sqrt(n * 3/pi).
+
+    This is the standard paired t-test approximation (the normal one, z_{0.975} + z_{0.8} =
+    2.80, with Student quantiles so that 16 images are not read as if they were many),
+    converted to the Wilcoxon test the report uses through its asymptotic relative efficiency
+    3/pi (Wilcoxon on n images has the power of a t-test on 0.955 n). sd(d) is the observed
+    per-image spread of the differences (ddof=1). NaN below two images; infinite when even the
+    most extreme outcome, every image moving the same way, has an exact two-sided Wilcoxon
+    p-value 2 / 2**n above ``alpha`` (5 images or fewer): then no difference is detectable."""
+    n = len(diff)
+    if n < 2:
+        return float("nan")
+    if 2 * 0.5**n > alpha:
+        return float("inf")
+    quantiles = stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(power, n - 1)
+    return float(quantiles * np.std(diff, ddof=1) / np.sqrt(n * WILCOXON_ARE))
 
 
 def _wilcoxon(diff: np.ndarray) -> float:

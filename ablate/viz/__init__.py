@@ -2,10 +2,12 @@
 
 For a few val or test images of one recorded run (its best checkpoint):
 ``<image>_stn.png`` the moving image before and after the STN on the reference image;
-``<image>_offsets.png`` the feature offset field as arrows and magnitude;
+``<image>_offsets.png`` the feature offset field as arrows and magnitude (both titles give, on
+synthetic data, the displacement left at the labelled heads after alignment and without it);
 ``<image>_density.png`` the predicted density and its peaks over the image, with the labels;
 ``<image>_cells.png`` predicted vs true count per GAME1-3 cell;
-``loss_curves.png`` every recorded loss term and the val GAME per epoch.
+``loss_curves.png`` every recorded loss term and the val GAME per epoch (synthetic data: and
+the val alignment at the heads).
 A picture whose module is off in the run (no STN in variant A) is skipped with a note.
 
     from ablate.db import RunStore

@@ -16,7 +16,7 @@ from ablate.errors import CheckpointError
 from model.config import RunConfig
 from model.data import PairSet, Sample, Splits, eval_batches, load_splits, normalize
 from model.engine import checkpoint
-from model.engine.evaluate import pad_to
+from model.engine.evaluate import head_alignment_errors, pad_to
 from model.layers.stn import theta_translation_px
 from model.metrics import game_per_image, upsample_density
 from model.network import RGBTCounter
@@ -37,6 +37,9 @@ class Inference:
     offset_stride: int  # input pixels per feature pixel of the offset field
     points: np.ndarray  # (N, 2) ground truth (x, y) in the thermal frame
     game: dict[str, Any]  # game_per_image: game0..3, counts, signed cell errors
+    # Synthetic data: mean over the heads of (residual after alignment, displacement without
+    # it) in input pixels, as evaluation records them (head_alignment_errors); else None.
+    align_px: tuple[float, float] | None = None
 
 
 @dataclass
@@ -106,8 +109,19 @@ def infer(loaded: LoadedRun, pairs: PairSet, splits: Splits, n_images: int) -> l
             offsets=_first(result.displacement),
             offset_stride=stride, points=sample.points.numpy(),
             game=game_per_image(density, sample.points, (h, w)),
+            align_px=_alignment(result, sample, tuple(rgb.shape[-2:]), cfg.moving == "rgb"),
         ))
     return out
+
+
+def _alignment(result, sample: Sample, size: tuple[int, int],
+               moving_is_rgb: bool) -> tuple[float, float] | None:
+    if "rgb_points" not in sample.meta or len(sample.points) == 0:
+        return None
+    errors = head_alignment_errors(result, sample.points, sample.meta["rgb_points"], size,
+                                   moving_is_rgb)
+    residual, baseline = errors.mean(0).tolist()
+    return residual, baseline
 
 
 def _display(image: torch.Tensor) -> np.ndarray:

@@ -22,6 +22,7 @@ from model.metrics import cell_sums, point_map
 LOSS_TERMS = ("loss_density", "loss_feat_l1", "loss_tv", "loss_local_count", "loss_domain",
               "loss_density_s4", "loss")
 VAL_GAME = ("val_game0", "val_game1", "val_game2", "val_game3")
+ALIGN_CURVES = ("val_align_residual_px", "val_align_baseline_px")  # synthetic runs only
 MAX_PEAKS = 500
 
 
@@ -54,9 +55,18 @@ def stn_overlay(inf: Inference, path: Path, moving_name: str, reference_name: st
     truth = inf.sample.meta.get("shift")
     known = (f"; synthetic misalignment: shift ({truth[0]:+.1f}, {truth[1]:+.1f}) px, rotation "
              f"{inf.sample.meta.get('rotation', 0.0):+.1f} deg") if truth else ""
-    fig.suptitle(f"image {inf.sample.id}: STN translation ({dx:+.1f}, {dy:+.1f}) px{known}",
-                 fontsize=10)
+    fig.suptitle(f"image {inf.sample.id}: STN translation ({dx:+.1f}, {dy:+.1f}) px{known}"
+                 f"{align_text(inf)}", fontsize=10)
     return _save(fig, path)
+
+
+def align_text(inf: Inference) -> str:
+    """The alignment measured at this image's heads (synthetic data), for a title line."""
+    if inf.align_px is None:
+        return ""
+    residual, baseline = inf.align_px
+    return (f"\nat the labelled heads: {residual:.2f} px left after alignment, "
+            f"{baseline:.2f} px without")
 
 
 def offset_quiver(inf: Inference, path: Path, aligner: str = "") -> Path:
@@ -87,7 +97,8 @@ def offset_quiver(inf: Inference, path: Path, aligner: str = "") -> Path:
     right.set_title("offset magnitude", fontsize=9)
     right.axis("off")
     fig.suptitle(f"image {inf.sample.id}: offset field at stride {stride}; mean |offset| "
-                 f"{magnitude.mean():.2f} px, max {magnitude.max():.2f} px", fontsize=10)
+                 f"{magnitude.mean():.2f} px, max {magnitude.max():.2f} px{align_text(inf)}",
+                 fontsize=10)
     return _save(fig, path)
 
 
@@ -159,9 +170,13 @@ def cell_grids(inf: Inference, path: Path) -> Path:
 
 def loss_curves(epochs: list[dict[str, Any]], path: Path, title: str) -> tuple[Path, list[str]]:
     """Each recorded loss term and the val GAME per epoch; returns the terms drawn."""
-    fig = Figure(figsize=(11, 4))
-    left, right = fig.subplots(1, 2)
+    aligned = any(ALIGN_CURVES[0] in row for row in epochs)
+    fig = Figure(figsize=(16 if aligned else 11, 4))
+    axes = fig.subplots(1, 3 if aligned else 2)
+    left, right = axes[:2]
     x = [row["epoch"] for row in epochs]
+    if aligned:
+        _align_curves(axes[2], x, epochs)
     drawn = [name for name in LOSS_TERMS if any(name in row for row in epochs)]
     for name in drawn:
         left.plot(x, [_positive(row.get(name)) for row in epochs], marker=".",
@@ -174,7 +189,7 @@ def loss_curves(epochs: list[dict[str, Any]], path: Path, title: str) -> tuple[P
             right.plot(x, [row.get(name, np.nan) for row in epochs], marker=".",
                        label=name.removeprefix("val_").upper())
     right.set_title("val GAME per epoch", fontsize=9)
-    for ax in (left, right):
+    for ax in axes:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if len(x) == 1:
@@ -182,6 +197,16 @@ def loss_curves(epochs: list[dict[str, Any]], path: Path, title: str) -> tuple[P
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path), drawn
+
+
+def _align_curves(ax, x: list[int], epochs: list[dict[str, Any]]) -> None:
+    """Val alignment at the heads per epoch (synthetic data): is the STN learning it?"""
+    for name, label in zip(ALIGN_CURVES, ("residual after alignment", "without alignment"),
+                           strict=True):
+        ax.plot(x, [row.get(name, np.nan) for row in epochs], marker=".", label=label,
+                linestyle="-" if name == ALIGN_CURVES[0] else "--")
+    ax.set_ylabel("px at the labelled heads (val)")
+    ax.set_title("alignment at the heads per epoch", fontsize=9)
 
 
 def _positive(value: Any) -> float:
