@@ -1,1 +1,0 @@
-"""ablate: run, record and report ablation studies of RGB-T crowd-counting models."""

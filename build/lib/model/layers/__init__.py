@@ -1,1 +1,0 @@
-"""Switchable parts of the network, one idea per file; "off" is a parameter-free module."""
