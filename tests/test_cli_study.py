@@ -195,7 +195,9 @@ def test_runs_show(study_copy):
     assert f"run {row['id']}" in text and f"{TINY_NAME} / D seed 0" in text and "done" in text
     assert row["config_hash"] in text and "test:" in text
     info = json.loads(ok("runs", "show", str(row["id"]), "--json").stdout)
-    assert info["test"] == {k: row[k] for k in METRIC_KEYS}
+    # Every registered metric, plus the alignment at the heads that synthetic data allows.
+    keys = (*METRIC_KEYS, "align_residual_px", "align_baseline_px")
+    assert info["test"] == {k: row[k] for k in keys}
     cfg = _flat(info["config"])
     assert cfg["offset_align"] is True and cfg["tv"] == 0.05
     assert [e["epoch"] for e in info["epochs"]] == [0]
