@@ -38,12 +38,12 @@ from ablate.study_file import (
     check_per_run,
     checked_key,
     read_toml,
-    unknown,
     validate,
 )
 from ablate.study_table import variant_switches, variant_table
 from model import config as config_module
 from model.config import FIELD_SECTION, SECTIONS, RunConfig, unknown_key_error
+from model.registry import unknown_choice as unknown  # one wording for every unknown name
 
 __all__ = ["PER_RUN_KEYS", "Study", "Variant", "load_study", "variant_switches", "variant_table"]
 

@@ -3,7 +3,6 @@ its keys and values, each failure one ``StudyError`` naming the file, table and 
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from pathlib import Path
@@ -16,13 +15,6 @@ from model.config import FIELD_SECTION, RunConfig, unknown_key_error
 # be overwritten, so both are refused.
 PER_RUN_KEYS = {"seed": "--seed or --seeds"}
 _TOML_AT = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
-
-
-def unknown(kind: str, name: Any, valid: list[str]) -> str:
-    close = difflib.get_close_matches(str(name), valid, n=3)
-    close = close or [v for v in valid if v.lower() == str(name).lower()]
-    hint = f"did you mean {', '.join(close)}? " if close else ""
-    return f"unknown {kind} {name!r}; {hint}valid: {', '.join(valid)}"
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -9,12 +9,11 @@ checked, so the new name is valid in a study file without editing ablate.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from model.errors import ConfigError
+from model.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
@@ -80,6 +79,5 @@ def lookup(kind: str, name: str) -> Any:
 
 def unknown_choice(what: str, value: Any, valid: list[str]) -> str:
     """``unknown aligner 'flwo'; did you mean flow? valid: none, flow, deform``."""
-    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=3)
-    hint = f"did you mean {', '.join(close)}? " if close else ""
+    hint = did_you_mean(value, valid)
     return f"unknown {what} {value!r}; {hint}valid: {', '.join(map(str, valid))}"

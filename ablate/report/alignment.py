@@ -15,7 +15,7 @@ import pandas as pd
 
 from ablate.db import Run, RunStore
 from ablate.report.runs import VariantRow
-from model.engine.evaluate import ALIGN_KEYS
+from model.metrics import ALIGN_KEYS
 
 COLUMNS = ("align_residual_px_mean", "align_residual_px_std", "align_baseline_px_mean",
            "align_split")

@@ -4,7 +4,6 @@ identifies an experiment in the runs database."""
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
@@ -12,7 +11,7 @@ from typing import Any
 
 from model.config.sections import DataConfig, LossConfig, ModelConfig, TrainConfig
 from model.config.validation import hints, invalid, parse_text
-from model.errors import ConfigError
+from model.errors import ConfigError, did_you_mean
 
 # How a run is executed, not what it computes: left out of the config hash, so the same
 # experiment on another machine, worker count or memory layout is recognised as done.
@@ -46,11 +45,7 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
 
 
 def unknown_key_error(key: str, valid: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=3)
-    if close:
-        hint = f"did you mean {', '.join(close)}?"
-    else:
-        hint = f"valid keys: {', '.join(sorted(valid))}"
+    hint = did_you_mean(key, valid).rstrip() or f"valid keys: {', '.join(sorted(valid))}"
     return ConfigError(f"unknown config key {key!r}; {hint}")
 
 

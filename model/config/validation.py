@@ -9,7 +9,6 @@ refused when the config is built, before anything is trained or recorded.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import types
@@ -17,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from model.errors import ConfigError
+from model.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -126,8 +125,7 @@ def _normalise_items(name: str, value: Any, item: type, bound: Bound | None) -> 
 def check_choice(name: str, value: Any, valid: Sequence[Any]) -> None:
     if value in valid:
         return
-    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=1)
-    hint = f"did you mean {close[0]}? " if close else ""
+    hint = did_you_mean(value, valid, n=1)
     raise invalid(name, value, f"{hint}choose one of {', '.join(map(str, valid))}")
 
 
