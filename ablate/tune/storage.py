@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import URL
 
 from ablate.db import RunStore, is_stale
-from ablate.db.connect import first_line, hide_password, resolve_url
+from ablate.db.connect import PG_CONNECT_TIMEOUT_S, first_line, hide_password, resolve_url
 from ablate.db.host import hostname, pid_alive
 from ablate.errors import AblateError, DatabaseError, UsageError
 
@@ -37,7 +37,6 @@ MAX_RETRY = 2  # retries of a trial whose worker died
 JOURNAL_SUFFIXES = (".journal", ".log")
 JOURNAL_SUFFIX = ".optuna.journal"  # of the journal next to a runs database
 SQLITE_TIMEOUT_S = 30  # wait out another worker's write instead of failing "database is locked"
-PG_CONNECT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
