@@ -215,6 +215,14 @@ def _mae(columns: dict[str, np.ndarray]) -> float:
     return float(np.mean(np.abs(columns["error"])))
 
 
+def selection_score(values: dict[str, float | None], name: str) -> float:
+    """What checkpoint (and best-trial) selection minimises: metric ``name`` of ``values``,
+    or ``game_sum`` = GAME0 + ... + GAME3; infinite when a value it needs is missing."""
+    names = [f"game{level}" for level in GAME_LEVELS] if name == "game_sum" else [name]
+    picked = [values.get(n) for n in names]
+    return float("inf") if None in picked else float(sum(picked))
+
+
 # Measured only on synthetic data, whose generator knows each head's true position in the
 # moving image (model.engine.evaluate): stored with the metrics where present, not registered,
 # since a split of real data has no value for them.

@@ -274,3 +274,13 @@ def test_accumulator_rows_and_summary():
     assert summary["rmse"] == pytest.approx(math.sqrt(0.5))
     with pytest.raises(ValueError, match="image_id='a'"):
         accumulator.add(density[0], points[0], (8, 8), "a")
+
+
+def test_selection_score_is_the_metric_or_the_sum_of_the_game_levels():
+    from model.metrics import selection_score
+
+    values = {"game0": 1.0, "game1": 2.0, "game2": 3.0, "game3": 4.5, "rmse": 7.0}
+    assert selection_score(values, "game3") == 4.5
+    assert selection_score(values, "game_sum") == 10.5
+    assert selection_score({**values, "game2": None}, "game_sum") == float("inf")
+    assert selection_score({}, "rmse") == float("inf")

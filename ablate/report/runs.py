@@ -11,7 +11,7 @@ from pathlib import Path
 from ablate.db import Run, RunStore
 from ablate.errors import StudyError
 from ablate.study import Study, load_study
-from model.metrics import GAME_LEVELS
+from model.metrics import selection_score
 
 TUNED_SUFFIXES = ("-tune", "-best")
 
@@ -122,10 +122,7 @@ def _row(key: str, runs: list[Run], study: Study | None, best_trials: set[int]) 
 def _best_trial(trials: list[Run]) -> Run:
     """Chosen on val, never on test: the trial a tuner would report."""
     def score(run: Run) -> float:
-        metric = run.config["train"]["select_metric"]
-        names = [f"game{level}" for level in GAME_LEVELS] if metric == "game_sum" else [metric]
-        values = [run.metric("val", name) for name in names]
-        return float("inf") if None in values else sum(values)
+        return selection_score(run.metrics("val"), run.config["train"]["select_metric"])
     return min(trials, key=lambda run: (score(run), run.id))
 
 

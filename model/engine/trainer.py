@@ -21,7 +21,7 @@ from model.engine.evaluate import evaluate
 from model.engine.optim import build_optimizer, build_scheduler, local_count_scale, set_frozen
 from model.errors import TrainingError
 from model.losses import build_loss
-from model.metrics import GAME_LEVELS
+from model.metrics import selection_score
 from model.network import RGBTCounter, build_model
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,6 @@ class TrainResult:
     history: list[dict[str, float]]
     image_results: list[dict[str, Any]] = field(default_factory=list)  # test, per image
     checkpoint: Path | None = None
-
-
-def _score(metrics: dict[str, float], name: str) -> float:
-    if name == "game_sum":
-        return sum(metrics[f"game{level}"] for level in GAME_LEVELS)
-    return metrics[name]
 
 
 class Trainer:
@@ -168,7 +162,7 @@ class Trainer:
             if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
                 val, _ = evaluate(self.net, self.splits.val, self.splits.stats, self.device, cfg)
                 row.update({f"val_{k}": v for k, v in val.items() if k != "n_images"})
-                score = _score(val, cfg.select_metric)
+                score = selection_score(val, cfg.select_metric)
                 if score < self.best_score or self.best_epoch < 0:
                     self.best_score, self.best_epoch = score, epoch
                     checkpoint.save_atomic(
