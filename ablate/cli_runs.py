@@ -26,16 +26,21 @@ def _fmt(value) -> str:
 def list_runs(
     study: Annotated[str | None, typer.Option("--study", help="Only this study's runs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    condition: Annotated[str | None, typer.Option(
+        "--condition", help="Only the runs of this study condition, e.g. --condition "
+        "misaligned.")] = None,
     db: opt.Db = None,
 ) -> None:
     """List runs with their status and test metrics.
 
     Example: ablate runs list --study demo --json
+
+    Example: ablate runs list --study control --condition misaligned
     """
     with RunStore(db, readonly=True) as store:
         if study is not None:
             store.check_study(study)
-        rows = store.run_dicts(study)
+        rows = store.run_dicts(study, condition)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -46,7 +51,9 @@ def _runs_table(rows: list[dict]) -> Table:
     """Test metrics per run; one study's runs name it in the title instead of a column, so
     every metric fits an 80-column terminal."""
     studies = sorted({r["study"] for r in rows})
-    keys = ["id", *(["study"] if len(studies) > 1 else []), "variant", "seed", "status"]
+    conditions = any(r["condition"] for r in rows)  # a column only where a study has them
+    keys = ["id", *(["study"] if len(studies) > 1 else []),
+            *(["condition"] if conditions else []), "variant", "seed", "status"]
     shown = metrics()  # every registered metric, test split
     table = Table(title=f"runs of {studies[0]}" if len(studies) == 1 else "runs",
                   box=box.SIMPLE_HEAD, pad_edge=False)
@@ -78,11 +85,12 @@ def show_run(
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
         return
-    console.print(f"[bold]run {run_id}[/bold]: {info['study']} / {info['variant']} "
+    where = f"{info['condition']} / " if info["condition"] else ""
+    console.print(f"[bold]run {run_id}[/bold]: {info['study']} / {where}{info['variant']} "
                   f"seed {info['seed']} — {info['status']}")
-    for key in ("label", "config_hash", "host", "pid", "started_at", "ended_at", "code_version",
-                "save_dir", "best_epoch", "trial_number"):
-        if info.get(key) is not None:
+    for key in ("label", "condition", "config_hash", "host", "pid", "started_at", "ended_at",
+                "code_version", "save_dir", "best_epoch", "trial_number"):
+        if info.get(key) not in (None, ""):
             console.print(f"  {key}: {info[key]}")
     for split in ("val", "test"):
         m = info[split]

@@ -18,6 +18,7 @@ from ablate.launch.worker import make_job
 from ablate.pipeline import RunOutcome, RunSpec, plan, run_specs
 from ablate.progress import reporter
 from ablate.study import Study, load_study, variant_table
+from ablate.study_table import condition_table
 
 study_app = typer.Typer(help="Run or inspect a study file (variants A-G).", no_args_is_help=True)
 console = Console()
@@ -48,7 +49,8 @@ def summarise(outcomes: list[RunOutcome]) -> None:
     failed = [o for o in outcomes if o.status == "failed"]
     typer.echo(f"{trained} trained, {skipped} skipped, {len(failed)} failed")
     if failed:
-        names = ", ".join(f"{o.variant}/seed {o.seed} (run {o.run_id})" for o in failed)
+        names = ", ".join(f"{o.condition + '/' if o.condition else ''}{o.variant}/seed {o.seed} "
+                          f"(run {o.run_id})" for o in failed)
         raise TrainingError(f"failed runs: {names}; first error: {failed[0].error}; "
                           "see `ablate runs show ID`")
 
@@ -68,8 +70,14 @@ def seed_list(seeds: int | None, seed: list[int] | None) -> list[int]:
 @opt.with_run_options
 def study_run(
     study_file: Annotated[Path, typer.Argument(help="Study file, e.g. studies/demo.toml.")],
-    variants: Annotated[str | None, typer.Option(
-        "--variants", help="Comma-separated variants, e.g. A,C,G. Default: all.")] = None,
+    variants: Annotated[list[str] | None, typer.Option(
+        "--variants", "--variant",
+        help="Variants, comma-separated or repeated, e.g. --variants A,C,G or --variant A. "
+        "Default: all.")] = None,
+    conditions: Annotated[list[str] | None, typer.Option(
+        "--condition", "--conditions",
+        help="Only these study conditions (repeatable or comma-separated), e.g. --condition "
+        "misaligned. Default: all.")] = None,
     seeds: Annotated[int | None, typer.Option(
         "--seeds", help="Run seeds 0..N-1.")] = None,
     seed: Annotated[list[int] | None, typer.Option(
@@ -81,18 +89,24 @@ def study_run(
     *,
     options: opt.RunOptions,
 ) -> None:
-    """Train every (variant, seed) of a study not already done with the same config.
+    """Train every (variant, seed), in every condition, of a study not already done with
+    the same config.
 
     Interrupted or crashed runs resume from their last checkpoint; several workers on one
     database split the work: --workers N starts N processes here, --gpus 0,1 one per GPU.
     Ctrl-C stops them all; the same command resumes.
 
     Example: ablate study run studies/demo.toml --variants A,G --seeds 3 --workers 2
+
+    Example: ablate study run studies/paper.toml --data-path rgbtcc=/data/RGBT-CC
+    --data-path drone=/data/DroneRGBT --seeds 3
     """
     seeds_run = seed_list(seeds, seed)
     slots = plan_slots(workers, gpus)
     study = load_study(study_file, options.plugins)
-    specs = plan(study, study.select(variants), seeds_run, options.overrides(), save_dir, force)
+    extra, per_condition = options.study_overrides(study)
+    specs = plan(study, study.select(variants), seeds_run, extra, save_dir, force,
+                 conditions=conditions, condition_extra=per_condition)
     train_and_summarise(study, specs, options, slots)
 
 
@@ -101,8 +115,11 @@ def study_show(
     study_file: Annotated[Path, typer.Argument(help="Study file, e.g. studies/demo.toml.")],
     plugins: opt.Plugins = None,
 ) -> None:
-    """Show a study's variants as a table of their switches.
+    """Show a study's variants as a table of their switches, and its conditions.
 
-    Example: ablate study show studies/demo.toml
+    Example: ablate study show studies/paper.toml
     """
-    console.print(variant_table(load_study(study_file, tuple(plugins or ()))))
+    study = load_study(study_file, tuple(plugins or ()))
+    console.print(variant_table(study))
+    if study.conditions:
+        console.print(condition_table(study))

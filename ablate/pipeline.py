@@ -1,7 +1,7 @@
 """The one run pipeline: a study is planned into run specifications, each executed alone.
 
-``plan`` resolves every (variant, seed) config exactly once and checks everything that can
-be checked without the database (values, device, pretrained weights, save folder), so a bad
+``plan`` resolves every (condition, variant, seed) config exactly once and checks everything
+that can be checked without the database (values, device, pretrained weights, save folder), so a bad
 input claims nothing. ``execute`` claims one ``RunSpec`` in the runs database, trains it,
 records it and reports every outcome (done, skipped, busy, failed, pruned) through ``Hooks``.
 ``ablate run``, ``ablate study run``, the tuner's trials and ``--confirm-seeds`` all go
@@ -50,19 +50,21 @@ class RunSpec:
     config_hash: str
     save_dir: Path  # where it trains, unless the claim resumes a run that has its own
     force: bool = False  # train again even if a run with this config is done
+    condition: str = ""  # the study's condition ("" in a study without conditions)
 
     def to_json(self) -> dict[str, Any]:
         return {"study": self.study, "variant": self.variant, "seed": self.seed,
                 "label": self.label, "config": self.config.to_dict(),
                 "config_hash": self.config_hash, "save_dir": str(self.save_dir),
-                "force": self.force}
+                "force": self.force, "condition": self.condition}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSpec:
         """Inverse of ``to_json``; the config's plugins must be imported first."""
         config = RunConfig.from_dict(data["config"])
         return cls(data["study"], data["variant"], int(data["seed"]), data["label"], config,
-                   data["config_hash"], Path(data["save_dir"]), bool(data["force"]))
+                   data["config_hash"], Path(data["save_dir"]), bool(data["force"]),
+                   data.get("condition", ""))
 
 
 @dataclass
@@ -74,6 +76,7 @@ class RunOutcome:
     status: str = "running"  # then done, busy, failed or pruned ("done" for skip-done too)
     error: str | None = None
     test: dict[str, float] = field(default_factory=dict)
+    condition: str = ""
 
     @property
     def skipped(self) -> bool:
@@ -151,30 +154,42 @@ def choose_save_dir(save_root: Path, names: tuple[str, ...], force: bool = False
     return folder
 
 
-def run_names(study: str, variant: str, seed: int, config_hash: str) -> tuple[str, str]:
-    """The folder names of a run under the save root: ``<study>/<variant>-seed<seed>-<hash>``."""
-    return study, f"{variant}-seed{seed}-{config_hash}"
+def run_names(study: str, variant: str, seed: int, config_hash: str,
+              condition: str = "") -> tuple[str, ...]:
+    """The folder names of a run under the save root: ``<study>/<variant>-seed<seed>-<hash>``,
+    with the condition's folder between them in a study with conditions."""
+    return (study, *([condition] if condition else []), f"{variant}-seed{seed}-{config_hash}")
 
 
 def make_spec(study: Study, variant: str, seed: int, config: RunConfig, save_dir: Path,
-              force: bool = False) -> RunSpec:
+              force: bool = False, condition: str = "") -> RunSpec:
     return RunSpec(study.name, variant, seed, study.variant(variant).label, config,
-                   config.config_hash(), save_dir, force)
+                   config.config_hash(), save_dir, force, condition)
 
 
 def plan(study: Study, variants: list[str], seeds: list[int], extra: dict[str, Any],
          save_root: Path, force: bool = False, exact_save_dir: Path | None = None,
-         ) -> list[RunSpec]:
-    """Every (variant, seed), seeds outer so that seed 0 of every variant comes first, with
-    its config resolved and checked; raises before anything is claimed."""
+         conditions: list[str] | None = None,
+         condition_extra: dict[str, dict[str, Any]] | None = None) -> list[RunSpec]:
+    """Every (condition, variant, seed), seeds outer so that seed 0 of every variant comes
+    first, with its config resolved and checked; raises before anything is claimed.
+
+    ``conditions``: None for every condition of the study; ``condition_extra`` holds the
+    overrides of one condition only (``--data-path NAME=PATH``), applied before ``extra``."""
+    chosen = study.select_conditions(conditions)
+    if exact_save_dir is not None and len(chosen) > 1:
+        raise UsageError(f"--save-dir {exact_save_dir} is one run's folder, but "
+                         f"{study.path} has {len(chosen)} conditions")
     specs = []
     for seed in seeds:
-        for variant in variants:
-            config = study.config(variant, seed, extra)
-            check_runnable(config)
-            names = run_names(study.name, variant, seed, config.config_hash())
-            save_dir = choose_save_dir(save_root, names, force, exact_save_dir)
-            specs.append(make_spec(study, variant, seed, config, save_dir, force))
+        for condition in chosen:
+            given = {**(condition_extra or {}).get(condition, {}), **extra}
+            for variant in variants:
+                config = study.config(variant, seed, given, condition)
+                check_runnable(config)
+                names = run_names(study.name, variant, seed, config.config_hash(), condition)
+                save_dir = choose_save_dir(save_root, names, force, exact_save_dir)
+                specs.append(make_spec(study, variant, seed, config, save_dir, force, condition))
     return specs
 
 
@@ -197,9 +212,10 @@ def execute(store: RunStore, spec: RunSpec, hooks: Hooks | None = None,
     hooks = hooks or Hooks()
     claim = store.claim(spec.study, spec.variant, spec.seed, spec.config.to_dict(),
                         spec.config_hash, label=spec.label, save_dir=str(spec.save_dir),
-                        force=spec.force)
+                        force=spec.force, condition=spec.condition)
     outcome = RunOutcome(spec.variant, spec.seed, claim.action,
-                         claim.run.id if claim.run is not None else None)
+                         claim.run.id if claim.run is not None else None,
+                         condition=spec.condition)
     if not claim.claimed:
         outcome.status = "done" if claim.action == "skip-done" else "busy"
         hooks.on_finished(outcome)

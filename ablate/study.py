@@ -20,6 +20,18 @@ A variant stores only what it changes and may inherit another's resolved overrid
 
 Every config key is a flat field name of ``model.config`` (``stn``) or its dotted form
 (``model.stn``); ``Study.config`` turns (variant, seed, CLI overrides) into one RunConfig.
+
+Conditions are a second axis: each ``[conditions.NAME]`` table holds settings (any config
+key, as a variant's) that apply on top of every variant, so ``study run`` trains
+variants x conditions x seeds (registered vs misaligned data, or one dataset per
+condition). ``dataset = "rgbtcc"`` in a condition is a report hint, not a config field: its
+published rows are that dataset's (a condition named like a dataset implies it)::
+
+    [conditions.registered]
+    synth_shift = 0
+
+    [conditions.misaligned]
+    synth_shift = 16
 ``[study] plugins = ["my_lab.aligners", "./align.py"]`` imports a researcher's own parts
 (``ablate.plugins``) before any value is checked.
 """
@@ -27,7 +39,7 @@ Every config key is a flat field name of ``model.config`` (``stn``) or its dotte
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +57,14 @@ from model import config as config_module
 from model.config import FIELD_SECTION, SECTIONS, RunConfig, unknown_key_error
 from model.registry import unknown_choice as unknown  # one wording for every unknown name
 
-__all__ = ["PER_RUN_KEYS", "Study", "Variant", "load_study", "variant_switches", "variant_table"]
+__all__ = ["PER_RUN_KEYS", "Condition", "Study", "Variant", "load_study", "variant_switches",
+           "variant_table"]
 
-TOP_LEVEL = ("study", *SECTIONS, "variants", "tune")
+TOP_LEVEL = ("study", *SECTIONS, "variants", "conditions", "tune")
 STUDY_KEYS = ("name", "description", "baseline", "select_metric", "requires", "plugins")
 VARIANT_KEYS = ("label", "base")
+CONDITION_KEYS = ("dataset",)  # report hints of a condition; every other key is a config field
+DATASET_HINTS = ("rgbtcc", "dronergbt")  # the datasets with published rows (report.baselines)
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # no commas: "--variants A,C,G" splits on them
 
 
@@ -60,6 +75,13 @@ class Variant:
     parent: str | None  # the ``base`` variant, or None
     overrides: dict[str, Any]  # flat names: file defaults, then every ancestor, then changes
     changes: dict[str, Any]  # only the keys this variant sets itself
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    settings: dict[str, Any]  # flat config keys, applied after the variant's
+    dataset: str | None = None  # whose published rows the report shows (DATASET_HINTS)
 
 
 @dataclass(frozen=True)
@@ -74,15 +96,26 @@ class Study:
     tune: dict[str, Any] | None = None  # raw [tune] table, validated by the tuner
     requires: tuple[str, ...] = ()  # fields that must be given per run (e.g. data_path)
     plugins: tuple[str, ...] = ()  # resolved plugin specs (module names, absolute .py paths)
+    conditions: dict[str, Condition] = field(default_factory=dict)  # file order; {}: none
 
     def variant(self, name: str) -> Variant:
         if name not in self.variants:
             raise StudyError(f"{self.path}: {unknown('variant', name, list(self.variants))}")
         return self.variants[name]
 
-    def config(self, variant_name: str, seed: int,
-               extra: dict[str, Any] | None = None) -> RunConfig:
-        """Defaults, the variant's inherited overrides, ``extra`` (CLI options), then the seed.
+    def condition(self, name: str) -> Condition:
+        if name not in self.conditions:
+            known = list(self.conditions)
+            if not known:
+                raise StudyError(f"{self.path} has no conditions; {name!r} names none "
+                                 "(add a [conditions.NAME] table)")
+            raise StudyError(f"{self.path}: {unknown('condition', name, known)}")
+        return self.conditions[name]
+
+    def config(self, variant_name: str, seed: int, extra: dict[str, Any] | None = None,
+               condition: str | None = None) -> RunConfig:
+        """Defaults, the variant's inherited overrides, the condition's settings, ``extra``
+        (CLI options), then the seed.
 
         ``extra`` takes flat or dotted keys; strings (from ``--set key=value``) are parsed into
         the field's type. None is applied as a value (it is valid for data_path and pretrained).
@@ -90,18 +123,31 @@ class Study:
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise StudyError(f"seed={seed!r} is not valid; it must be an integer >= 0")
         overrides = dict(self.variant(variant_name).overrides)
+        if condition:
+            overrides.update(self.condition(condition).settings)
         for key, value in (extra or {}).items():
             name = checked_key(key, "--set")
             overrides[name] = value
-        missing = [key for key in self.requires if overrides.get(key) is None]
-        if missing:
-            options = ", ".join(f"--{key.replace('_', '-')}" for key in missing)
-            raise StudyError(f"{self.path} needs {', '.join(missing)}: pass {options}")
+        self._check_required(overrides, condition)
         overrides["seed"] = seed
         try:
             return RunConfig().with_overrides(overrides)
         except (ValueError, TypeError) as exc:
-            raise StudyError(f"{self.path} variant {variant_name}: {exc}") from None
+            where = f" condition {condition}" if condition else ""
+            raise StudyError(f"{self.path} variant {variant_name}{where}: {exc}") from None
+
+    def _check_required(self, overrides: dict[str, Any], condition: str | None) -> None:
+        """``requires`` holds per condition: each condition's run needs its own value."""
+        missing = [key for key in self.requires if overrides.get(key) is None]
+        if not missing:
+            return
+        if condition:
+            options = ", ".join(f"--data-path {condition}=PATH" if key == "data_path"
+                                else f"--set {key}=..." for key in missing)
+            raise StudyError(f"{self.path} condition {condition} needs {', '.join(missing)}: "
+                             f"pass {options}, or set it in [conditions.{condition}]")
+        options = ", ".join(f"--{key.replace('_', '-')}" for key in missing)
+        raise StudyError(f"{self.path} needs {', '.join(missing)}: pass {options}")
 
     def to_record(self) -> dict[str, Any]:
         """The study's definition as JSON-able data, for the runs database: what a report
@@ -121,6 +167,8 @@ class Study:
             "tune": self.tune,
             "requires": list(self.requires),
             "plugins": list(self.plugins),
+            "conditions": [{"name": c.name, "settings": c.settings, "dataset": c.dataset}
+                           for c in self.conditions.values()],
         }
 
     @classmethod
@@ -142,6 +190,8 @@ class Study:
             tune=record.get("tune"),
             requires=tuple(record.get("requires", ())),
             plugins=tuple(record.get("plugins", ())),
+            conditions={c["name"]: Condition(c["name"], dict(c["settings"]), c.get("dataset"))
+                        for c in record.get("conditions", [])},
         )
 
     def select(self, names: str | list[str] | None) -> list[str]:
@@ -155,6 +205,18 @@ class Study:
         for name in sorted(wanted):
             self.variant(name)
         return [name for name in self.variants if name in wanted]
+
+    def select_conditions(self, names: list[str] | None) -> list[str]:
+        """Parse ``--condition`` values ("a,b" or repeated); None means every condition, and
+        [""] (the one unnamed condition) for a study without any. Study order."""
+        if names is None:
+            return list(self.conditions) or [""]
+        wanted = {part.strip() for item in names for part in item.split(",") if part.strip()}
+        for name in sorted(wanted):
+            self.condition(name)
+        if not wanted:
+            raise StudyError(f"no conditions selected; choose from {', '.join(self.conditions)}")
+        return [name for name in self.conditions if name in wanted]
 
 
 def load_study(path: str | Path, plugins: tuple[str, ...] | list[str] = ()) -> Study:
@@ -195,6 +257,7 @@ def load_study(path: str | Path, plugins: tuple[str, ...] | list[str] = ()) -> S
         tune=raw.get("tune"),
         requires=header["requires"],
         plugins=loaded,
+        conditions=_conditions(raw.get("conditions", {}), defaults, path),
     )
 
 
@@ -282,11 +345,32 @@ def _resolve_variants(tables: dict[str, Any], defaults: dict[str, Any],
     return {name: resolved[name] for name in tables}
 
 
-def _changes(table: dict[str, Any], where: str) -> dict[str, Any]:
-    """A variant's own keys, flattened: ``stn = true`` and ``model.stn = true`` are the same."""
+def _conditions(tables: dict[str, Any], defaults: dict[str, Any],
+                path: Path) -> dict[str, Condition]:
+    """Each ``[conditions.NAME]`` table: its settings checked against the defaults, as a
+    variant's are, and its ``dataset`` hint (or the dataset its name is)."""
+    out: dict[str, Condition] = {}
+    for name, table in tables.items():
+        where = f"{path} condition {name}"
+        if not _VARIANT_NAME.match(name) or not isinstance(table, dict):
+            raise StudyError(f"{where}: a condition is a [conditions.NAME] table, NAME made of "
+                             "letters, digits, '_' or '-'")
+        dataset = table.get("dataset", name if name in DATASET_HINTS else None)
+        if dataset is not None and dataset not in DATASET_HINTS:
+            raise StudyError(f"{where}: {unknown('dataset', str(dataset), list(DATASET_HINTS))}")
+        settings = _changes(table, where, CONDITION_KEYS)
+        validate({**defaults, **settings}, where, set(settings))
+        out[name] = Condition(name, settings, dataset)
+    return out
+
+
+def _changes(table: dict[str, Any], where: str,
+             reserved: tuple[str, ...] = VARIANT_KEYS) -> dict[str, Any]:
+    """A variant's (or condition's) own keys, flattened: ``stn = true`` and
+    ``model.stn = true`` are the same."""
     changes: dict[str, Any] = {}
     for key, value in table.items():
-        if key in VARIANT_KEYS:
+        if key in reserved:
             continue
         pairs = ([(f"{key}.{k}", v) for k, v in value.items()] if isinstance(value, dict)
                  else [(key, value)])

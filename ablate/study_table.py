@@ -70,6 +70,19 @@ def variant_table(study: Study) -> Table:
     return table
 
 
+def condition_table(study: Study) -> Table:
+    """One row per condition: the settings it applies over every variant, and its dataset."""
+    table = Table(title=escape(f"{study.name}: conditions (each variant runs in each)"),
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1),
+                  caption="first condition: the reference of the report's differences")
+    for column in ("condition", "dataset", "settings"):
+        table.add_column(column, no_wrap=column != "settings")
+    for condition in study.conditions.values():
+        settings = ", ".join(f"{k} = {v!r}" for k, v in condition.settings.items())
+        table.add_row(condition.name, condition.dataset or "-", escape(settings or "-"))
+    return table
+
+
 def _on(flag: bool) -> str:
     return "yes" if flag else "-"
 

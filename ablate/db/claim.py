@@ -1,4 +1,4 @@
-"""The claim rules: which worker trains a (study, variant, seed, config_hash) key.
+"""The claim rules: which worker trains a (study, variant, seed, condition, config_hash) key.
 
 The database is the only lock. A new row is inserted under a unique (key, generation)
 constraint, so of two workers inserting the same generation one gets an IntegrityError; a
@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ablate.db.host import code_version, hostname, pid_alive
 from ablate.db.models import Run, utcnow
 
 ClaimAction = Literal["new", "resume", "skip-done", "skip-busy", "rerun"]
-KEY = ("study", "variant", "seed", "config_hash")
+KEY = ("study", "variant", "seed", "condition", "config_hash")
+# The columns of the unique (..., generation) constraint: the key without its condition.
+UNIQUE = ("study", "variant", "seed", "config_hash")
 
 
 @dataclass(frozen=True)
@@ -62,16 +64,26 @@ def decide(
         .limit(1)
     ).first()
     if latest is None:
-        return ClaimResult(_insert(session, fresh, 0, now), "new")
+        return ClaimResult(_insert(session, fresh, next_generation(session, fresh), now), "new")
     if latest.status == "done" and not force:
         return ClaimResult(latest, "skip-done")
     if latest.status in ("done", "pruned"):
         # A pruned run was stopped on purpose: its key starts over rather than resumes.
         action = "rerun" if latest.status == "done" else "new"
-        return ClaimResult(_insert(session, fresh, latest.generation + 1, now), action)
+        return ClaimResult(_insert(session, fresh, next_generation(session, fresh), now), action)
     if latest.status == "running" and not is_stale(latest, stale_after, now):
         return ClaimResult(latest, "skip-busy")
     return _take_over(session, latest, fresh, now)
+
+
+def next_generation(session: Session, fresh: dict[str, Any]) -> int:
+    """One past the newest generation of the key in any condition: two conditions whose
+    configs coincide keep rows of their own under the unique constraint (``UNIQUE``), and
+    two workers inserting for one key still race for the same number."""
+    newest = session.scalar(
+        select(func.max(Run.generation)).where(*(getattr(Run, n) == fresh[n] for n in UNIQUE))
+    )
+    return 0 if newest is None else newest + 1
 
 
 def _worker(now: datetime) -> dict[str, Any]:

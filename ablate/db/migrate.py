@@ -4,6 +4,9 @@ Version 1 -> 2: final metrics move from twelve wide ``val_``/``test_`` columns o
 ``ablate_runs`` into the long table ``ablate_metrics``; studies get ``ablate_studies``; and
 every ``config_hash`` is recomputed with today's ``RunConfig.config_hash`` (which leaves out
 execution settings), so that a rerun of an old study finds its done runs.
+
+Version 2 -> 3: runs record the study condition they belong to (``condition``, "" for every
+run made before conditions existed, as for a study without any).
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ def v1_to_v2(conn: Connection) -> None:
     _move_metrics(conn)
     _drop_metric_columns(conn)
     rehash(conn)
+
+
+def v2_to_v3(conn: Connection) -> None:
+    # Quoted: CONDITION is a reserved word in standard SQL (and MySQL).
+    conn.execute(text("ALTER TABLE ablate_runs ADD COLUMN \"condition\" VARCHAR(64) "
+                      "NOT NULL DEFAULT ''"))
 
 
 def _move_metrics(conn: Connection) -> None:

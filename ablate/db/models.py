@@ -25,7 +25,7 @@ from model.metrics import GAME_LEVELS, metric_names
 from model.registry import unknown_choice
 
 # Bump when a table changes, and add the step from the old version to ``schema._MIGRATIONS``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 STATUSES = ("pending", "running", "done", "failed", "pruned")
 SPLITS = ("val", "test")  # the splits whose final metrics a run records
@@ -84,7 +84,10 @@ class Run(Base):
 
     __tablename__ = "ablate_runs"
     # A rerun of a done key gets the next generation, so at most one row per generation can
-    # ever be inserted: the unique constraint is what makes two workers' inserts atomic.
+    # ever be inserted: the unique constraint is what makes two workers' inserts atomic. The
+    # claim key also holds the condition, but the constraint does not (SQLite cannot change
+    # a table's constraint in place): rows of two conditions with one config take different
+    # generations instead (see ``claim.next_generation``).
     __table_args__ = (
         UniqueConstraint(
             "study", "variant", "seed", "config_hash", "generation", name="uq_ablate_runs_claim"
@@ -96,6 +99,8 @@ class Run(Base):
     variant: Mapped[str] = mapped_column(String(64))
     label: Mapped[str | None] = mapped_column(String(200))
     seed: Mapped[int] = mapped_column(Integer)
+    # The study's condition ("registered", "rgbtcc"); "" in a study without conditions.
+    condition: Mapped[str] = mapped_column(String(64), default="", server_default="")
     config_json: Mapped[str] = mapped_column(Text)
     config_hash: Mapped[str] = mapped_column(String(64))
     generation: Mapped[int] = mapped_column(Integer, default=0)
@@ -175,6 +180,7 @@ class Run(Base):
             "variant": self.variant,
             "label": self.label,
             "seed": self.seed,
+            "condition": self.condition or "",
             "status": self.status,
             "config_hash": self.config_hash,
         }

@@ -13,7 +13,9 @@ from ablate.errors import StudyError, UsageError
 
 
 class Queries(Transactions):
-    def list_runs(self, study: str | None = None, status: str | None = None) -> list[Run]:
+    def list_runs(self, study: str | None = None, status: str | None = None,
+                  condition: str | None = None) -> list[Run]:
+        """Runs in id order; ``condition`` "" selects the runs of no condition."""
         if status is not None and status not in STATUSES:
             raise UsageError(f"unknown status {status!r}; valid: {', '.join(STATUSES)}")
         query = select(Run).order_by(Run.id)
@@ -21,6 +23,8 @@ class Queries(Transactions):
             query = query.where(Run.study == study)
         if status is not None:
             query = query.where(Run.status == status)
+        if condition is not None:
+            query = query.where(Run.condition == condition)
         return self._transaction(lambda s: list(s.scalars(query)))
 
     def get_run(self, run_id: int) -> Run:
@@ -50,8 +54,9 @@ class Queries(Transactions):
 
         return self._transaction(work)
 
-    def run_dicts(self, study: str | None = None) -> list[dict[str, Any]]:
-        return [run.as_dict() for run in self.list_runs(study)]
+    def run_dicts(self, study: str | None = None,
+                  condition: str | None = None) -> list[dict[str, Any]]:
+        return [run.as_dict() for run in self.list_runs(study, condition=condition)]
 
     def study_record(self, name: str) -> dict[str, Any] | None:
         """The definition ``record_study`` stored for ``name``, or None."""

@@ -77,9 +77,12 @@ class RunStore(Recording, Queries):
         label: str | None = None,
         save_dir: str | None = None,
         force: bool = False,
+        condition: str = "",
     ) -> ClaimResult:
         """Decide, atomically across processes and machines, whether this worker trains the
-        run keyed (study, variant, seed, config_hash); see ``ClaimResult`` for the actions.
+        run keyed (study, variant, seed, condition, config_hash); see ``ClaimResult`` for the
+        actions. Results are reused within a condition only: two conditions whose configs
+        coincide train a run each, so every condition's report has its own rows.
         A running row whose heartbeat is older than ``self.stale_after`` s is taken over."""
         stale_after = self.stale_after
         if stale_after <= 0:
@@ -88,6 +91,7 @@ class RunStore(Recording, Queries):
             "study": study,
             "variant": variant,
             "seed": int(seed),
+            "condition": condition or "",
             "config_hash": config_hash,
             "label": label,
             "save_dir": None if save_dir is None else str(save_dir),
@@ -98,7 +102,8 @@ class RunStore(Recording, Queries):
             if result is not None:
                 return result
             time.sleep(0.005 * (1 + random.random()))
-        raise DatabaseError(f"could not claim {study}/{variant}/seed {seed}: too much contention")
+        where = f"{study}/{condition + '/' if condition else ''}{variant}/seed {seed}"
+        raise DatabaseError(f"could not claim {where}: too much contention")
 
     def _claim_once(self, fresh: dict, force: bool, stale_after: float) -> ClaimResult | None:
         try:

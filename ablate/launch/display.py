@@ -85,7 +85,8 @@ class StudyWatch:
         action = "skip-done" if unchanged and run.status == "done" else "new"
         error = (run.error or "").splitlines()[0] if run.error else None
         test = {n: run.metric("test", n) for n in run.metric_keys()} if run.status == "done" else {}
-        return RunOutcome(run.variant, run.seed, action, run.id, run.status, error, test)
+        return RunOutcome(run.variant, run.seed, action, run.id, run.status, error, test,
+                          run.condition or "")
 
     def outcomes(self) -> list[RunOutcome]:
         """One per spec, from its latest row: not started yet or still running is
@@ -95,8 +96,8 @@ class StudyWatch:
         for spec in self.specs:
             run = latest.get(key_of(spec))
             if run is None or run.status not in ENDED:
-                out.append(RunOutcome(spec.variant, spec.seed, "new",
-                                      run.id if run else None, "interrupted"))
+                out.append(RunOutcome(spec.variant, spec.seed, "new", run.id if run else None,
+                                      "interrupted", condition=spec.condition))
             else:
                 out.append(self._outcome(run))
         return out

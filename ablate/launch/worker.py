@@ -66,11 +66,11 @@ def work(store: RunStore, specs: list[RunSpec], hooks: Hooks | None = None,
             if outcome.status == "busy":
                 busy.append((spec, outcome.run_id))
             else:
-                finished[(spec.variant, spec.seed)] = outcome
+                finished[(spec.condition, spec.variant, spec.seed)] = outcome
         pending = busy
         if pending:
             time.sleep(poll_s)
-    return [finished[(s.variant, s.seed)] for s in specs]
+    return [finished[(s.condition, s.variant, s.seed)] for s in specs]
 
 
 def _ended_elsewhere(store: RunStore, run_id: int | None) -> RunOutcome | None:
@@ -81,7 +81,7 @@ def _ended_elsewhere(store: RunStore, run_id: int | None) -> RunOutcome | None:
     if run.status not in ("failed", "pruned") or (run.error or "").startswith("interrupted"):
         return None  # running, done (skipped by the claim) or interrupted (resumable now)
     return RunOutcome(run.variant, run.seed, "skip-busy", run.id, run.status,
-                      (run.error or "").splitlines()[0] or None)
+                      (run.error or "").splitlines()[0] or None, condition=run.condition)
 
 
 def interrupt_once() -> None:

@@ -3,6 +3,7 @@ every output format renders the same numbers."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,10 @@ from ablate.errors import AblateError, UsageError
 from ablate.report import stats
 from ablate.report.alignment import alignment_frame
 from ablate.report.baselines import DATASETS, DEFAULT_DATASET, Baseline, choose, load_baselines
+from ablate.report.conditions import CrossRow, cross_conditions
 from ablate.report.runs import VariantRow, resolve_study, variant_rows
 from ablate.report.table import build_table, table_metrics
+from ablate.study import Study
 from model.data import DataError, detect_format
 
 SPLITS = ("test", "val")
@@ -42,6 +45,11 @@ class Report:
     curves: dict[str, list[tuple[int, list[dict[str, Any]]]]] = field(default_factory=dict)
     tuning: list[dict[str, Any]] = field(default_factory=list)
     baseline_dataset: str = "RGBT-CC"  # the dataset whose published rows are shown
+    condition: str = ""  # the study condition of these rows ("" in a study without any)
+    # A study with conditions: one Report per condition (the first is the reference), and
+    # each variant's change from the reference condition (ablate.report.conditions).
+    parts: list[tuple[str, Report]] = field(default_factory=list)
+    cross: list[CrossRow] = field(default_factory=list)
 
     def test(self, row: str, against: str, metric: str | None = None) -> stats.PairedTest | str:
         """The paired test of ``row`` against its "parent" or the "first" variant, or the
@@ -70,10 +78,37 @@ def build_report(store: RunStore, study: str | None = None, split: str = "test",
         raise UsageError(f"--sig-metric {sig_metric!r} is not valid; choose one of "
                           f"{', '.join(stats.GAME_METRICS)}")
     name, study_file, study_notes = resolve_study(store, study)
+    conditions = _conditions(store, name, study_file)
+    if not conditions:
+        return _build(store, name, study_file, study_notes, split, baselines, baseline_file,
+                      sig_metric, dataset)
+    hints = study_file.conditions if study_file is not None else {}
+    parts = []
+    for condition in conditions:
+        hint = hints[condition].dataset if condition in hints else None
+        part = _build(store, name, study_file, study_notes, split, baselines, baseline_file,
+                      sig_metric, hint or dataset, condition)
+        parts.append((condition, part))
+    first = parts[0][1]
+    return dataclasses.replace(first, condition="", parts=parts,
+                               cross=cross_conditions(store, parts, split, sig_metric))
+
+
+def _conditions(store: RunStore, name: str, study: Study | None) -> list[str]:
+    """The conditions with done runs: the study's in file order, then any other recorded."""
+    found = {run.condition for run in store.list_runs(name, "done") if run.condition}
+    declared = [c for c in (study.conditions if study is not None else {}) if c in found]
+    return declared + sorted(found - set(declared))
+
+
+def _build(store: RunStore, name: str, study_file: Study | None, study_notes: list[str],
+           split: str, baselines: str | None, baseline_file: str | None, sig_metric: str,
+           dataset: str | None, condition: str | None = None) -> Report:
+    """The report of one condition's runs (``None``: every run of a study without any)."""
     reference = study_file.baseline if study_file is not None else "BM"
-    tuning, tune_notes = _tuning(store, name)
+    tuning, tune_notes = _tuning(store, name) if not condition else ([], [])
     best_trials = {t["best_run_id"] for t in tuning if isinstance(t.get("best_run_id"), int)}
-    rows = variant_rows(store, name, study_file, best_trials)
+    rows = variant_rows(store, name, study_file, best_trials, condition)
     dataset, data_notes = (dataset, []) if dataset is not None else _baseline_dataset(rows)
     chosen = choose(load_baselines(baseline_file, dataset=dataset), baselines, reference)
     names = table_metrics()
@@ -90,13 +125,15 @@ def build_report(store: RunStore, study: str | None = None, split: str = "test",
         notes.insert(0, "the variants ran on the built-in synthetic data: compare them with "
                         f"each other; the published rows ({DATASETS[dataset]} test) are "
                         "context, and a mark of beating BM means nothing here")
-    left_out = Counter(run.status for run in store.list_runs(name) if run.status != "done")
+    left_out = Counter(run.status for run in store.list_runs(name, condition=condition)
+                       if run.status != "done")
     if left_out:
         notes.append("not in the table (not done): " + ", ".join(
             f"{n} {status}" for status, n in sorted(left_out.items())) + " run(s)")
     return Report(name, study_file.description if study_file is not None else "", split,
                   store.display_url, reference, chosen, rows, table, significance, sig_metric,
-                  first, _dataset(rows), names, notes, curves, tuning, DATASETS[dataset])
+                  first, _dataset(rows), names, notes, curves, tuning, DATASETS[dataset],
+                  condition or "")
 
 
 def _significance(store: RunStore, rows: list[VariantRow], first: str | None,

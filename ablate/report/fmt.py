@@ -82,6 +82,11 @@ def mde_text(test: Any) -> str:
     return "MDE ∞" if math.isinf(value) else f"MDE {value:.2f}"
 
 
+def percent(value: Any) -> str:
+    """A share as a whole percent ("62%"); nothing when unknown."""
+    return "" if missing(value) else f"{100 * value:.0f}%"
+
+
 def switch_text(on: bool, detail: str) -> str:
     return ("✓ " + detail if detail else "✓") if on else detail
 
@@ -111,6 +116,10 @@ class Latex:
             r"; MDE $\infty$" if math.isinf(test.mde) else f"; MDE ${test.mde:.2f}$")
         return Safe(f"${test.mean_diff:+.2f}$ [${test.ci_low:+.2f}$, ${test.ci_high:+.2f}$] "
                     f"{p}{detect}")
+
+    @staticmethod
+    def percent(value: Any) -> Safe:
+        return Safe(percent(value).replace("%", r"\%"))
 
     @staticmethod
     def stars(test: Any) -> Safe:

@@ -22,6 +22,7 @@ FORMATS = {"html": "html", "latex": "tex", "markdown": "md", "csv": "csv"}
 # Per paired test, the CSV columns <metric>_vs_<parent|first>_<value>.
 TEST_VALUES = ("mean_diff", "ci_low", "ci_high", "p_value", "mde")
 TEMPLATES = {"html": "report.html.j2", "latex": "report.tex.j2", "markdown": "report.md.j2"}
+CROSS_TEMPLATES = {"latex": "conditions.tex.j2", "markdown": "conditions.md.j2"}
 
 
 def render_report(report: Report, format: str = "html") -> str:
@@ -30,10 +31,16 @@ def render_report(report: Report, format: str = "html") -> str:
         raise UsageError(f"--format {format!r} is not valid; choose one of {', '.join(FORMATS)}")
     if format == "csv":
         return flat_frame(report).to_csv(index=False, float_format="%.6g")
-    context = view(report)
-    if format == "html":
-        context["charts"] = charts.report_charts(report)
-    return _environment(format).get_template(TEMPLATES[format]).render(**context)
+    env = _environment(format)
+    if format != "html" and report.parts:  # LaTeX and Markdown are fragments: one per part
+        text = "".join(render_report(part, format) for _, part in report.parts)
+        context = {**view(report), **cross_view(report)}
+        return text + env.get_template(CROSS_TEMPLATES[format]).render(**context)
+    context = {**view(report), **cross_view(report)}
+    parts = [part for _, part in report.parts] or [report]
+    context["parts"] = [{**(view(part) if part is not report else context),
+                         "charts": charts.report_charts(part)} for part in parts]
+    return env.get_template(TEMPLATES[format]).render(**context)
 
 
 def write_report(report: Report, format: str = "html", out: str | Path | None = None) -> Path:
@@ -69,7 +76,7 @@ def view(report: Report) -> dict[str, Any]:
                      "vs_first": report.test(key, "first")})
     return {
         "report": report,
-        "title": f"{report.study}: results against {report.reference}",
+        "title": _title(report),
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "metric_headers": [header(m) for m in report.metrics],
         "switch_headers": [SWITCH_HEADERS.get(s, s) for s in SWITCHES],
@@ -79,12 +86,40 @@ def view(report: Report) -> dict[str, Any]:
         "sig_rows": _sig_rows(report),
         "align_rows": _align_rows(report.table),
         "game_headers": [header(m) for m in GAME_METRICS],
-        "label_slug": re.sub(r"[^A-Za-z0-9]+", "-", report.study).strip("-") or "study",
+        "label_slug": re.sub(r"[^A-Za-z0-9]+", "-", " ".join(
+            (report.study, report.condition))).strip("-") or "study",
     }
 
 
+def _title(report: Report) -> str:
+    if report.parts:
+        return f"{report.study}: results against {report.reference}, by condition"
+    where = f", condition {report.condition}" if report.condition else ""
+    dataset = f" ({report.baseline_dataset})" if report.condition else ""
+    return f"{report.study}{where}{dataset}: results against {report.reference}"
+
+
+def cross_view(report: Report) -> dict[str, Any]:
+    """The difference between conditions, grouped by condition, each cell (test, mean)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in report.cross:
+        group = groups.setdefault(row.condition, {"condition": row.condition,
+                                                  "reference": row.reference, "rows": []})
+        group["rows"].append({"key": row.key, "label": row.label, "recovered": row.recovered,
+                              "cells": [(row.tests[m], row.diff[m]) for m in GAME_METRICS]})
+    return {"cross": list(groups.values()), "study": report.study,
+            "cross_reference": report.parts[0][0] if report.parts else "",
+            "cross_first": report.first or "the first variant"}
+
+
 def flat_frame(report: Report) -> pd.DataFrame:
-    """The table frame with every paired test as columns ``<metric>_vs_<parent|first>_...``."""
+    """The table frame with every paired test as columns ``<metric>_vs_<parent|first>_...``;
+    a study with conditions has every condition's rows, named in a ``condition`` column."""
+    if report.parts:
+        frames = [flat_frame(part) for _, part in report.parts]
+        for (condition, _), frame in zip(report.parts, frames, strict=True):
+            frame.insert(1, "condition", condition)
+        return pd.concat(frames, ignore_index=True)
     frame = report.table.reset_index().rename(columns={"key": "row"})
     for column in (c for c in frame.columns if c.startswith("sw_")):
         frame[column] = frame[column].map(lambda v: "" if fmt.missing(v) or v is False else v)
@@ -148,11 +183,13 @@ def _environment(format: str) -> Environment:
         env = Environment(autoescape=True, **common)
         env.filters.update(num=fmt.num, signed=fmt.signed, test=fmt.test_text, pm=fmt.pm,
                            value=fmt.value_text,
-                           switch=fmt.switch_text, pvalue=fmt.pvalue, mde=fmt.mde_text)
+                           switch=fmt.switch_text, pvalue=fmt.pvalue, mde=fmt.mde_text,
+                           percent=fmt.percent)
     elif format == "latex":
         env = Environment(autoescape=False, finalize=_finalize(fmt.latex_escape), **common)
         env.filters.update(num=fmt.Latex.num, signed=fmt.Latex.signed, pm=fmt.Latex.pm,
                            test=fmt.Latex.test, switch=fmt.Latex.switch, stars=fmt.Latex.stars,
+                           percent=fmt.Latex.percent,
                            safe_tex=lambda text: fmt.Safe(text))
     else:
         env = Environment(autoescape=False, finalize=_finalize(fmt.markdown_escape), **common)
@@ -160,6 +197,7 @@ def _environment(format: str) -> Environment:
                            signed=lambda v: fmt.Safe(fmt.signed(v)),
                            pm=lambda v: fmt.Safe(fmt.pm(v)),
                            test=lambda t: fmt.Safe(fmt.test_text(t)),
+                           percent=lambda v: fmt.Safe(fmt.percent(v)),
                            switch=lambda on, d: fmt.Safe(fmt.markdown_escape(
                                fmt.switch_text(on, d))))
     return env

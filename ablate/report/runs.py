@@ -64,10 +64,12 @@ def resolve_study(store: RunStore, study: str | None) -> tuple[str, Study | None
 
 
 def variant_rows(store: RunStore, name: str, study: Study | None,
-                 best_trials: set[int] = frozenset()) -> list[VariantRow]:
+                 best_trials: set[int] = frozenset(),
+                 condition: str | None = None) -> list[VariantRow]:
     """Rows in study order; a study without done runs is an error that says how to run it.
-    ``best_trials``: run ids the tuner reported as its best trials."""
-    runs = store.list_runs(name)
+    ``best_trials``: run ids the tuner reported as its best trials; ``condition``: only the
+    runs of that study condition (None: every run)."""
+    runs = store.list_runs(name, condition=condition)
     done = [run for run in runs if run.status == "done"]
     if not done:
         where = study.path if study is not None else f"studies/{name}.toml"

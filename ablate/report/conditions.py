@@ -1,0 +1,111 @@
+"""The difference between a study's conditions, variant by variant: each variant's GAME in a
+condition minus in the reference condition (the first one declared: registered, against
+misaligned), and how much of the first variant's cost each variant recovers.
+
+The test pairs the same image of the same seed across the two conditions: when only the
+data's displacement differs (``synth_shift``), the synthetic test scenes are the same, so
+the paired test isolates the condition. Conditions on different datasets share no images:
+the difference of the means is shown without a test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ablate.db import Run, RunStore
+from ablate.report.stats import GAME_METRICS, PairedTest, paired_test
+
+if TYPE_CHECKING:
+    from ablate.report.build import Report
+
+
+@dataclass
+class CrossRow:
+    """One variant's change from the reference condition to ``condition``."""
+
+    condition: str
+    reference: str
+    key: str  # the variant
+    label: str
+    diff: dict[str, float]  # per GAME level: mean over (seed, image) pairs, or of the means
+    tests: dict[str, PairedTest | str] = field(default_factory=dict)  # or why there is none
+    recovered: float | None = None  # share of the first variant's cost (sig metric) recovered
+
+
+def seed_images(store: RunStore, runs: list[Run], split: str) -> pd.DataFrame:
+    """Per-image GAME0-3 of every seed, indexed by (seed, image_id), with the true count."""
+    frames = []
+    for run in runs:
+        frame = pd.DataFrame(store.image_results(run.id, split))
+        if not frame.empty:
+            frames.append(frame.assign(seed=run.seed))
+    if not frames:
+        return pd.DataFrame(columns=["true_count", *GAME_METRICS])
+    table = pd.concat(frames)[["seed", "image_id", "true_count", *GAME_METRICS]]
+    numeric = ["true_count", *GAME_METRICS]
+    table[numeric] = table[numeric].astype(np.float64)
+    return table.set_index(["seed", "image_id"])
+
+
+def paired_across(other: pd.DataFrame, reference: pd.DataFrame
+                  ) -> dict[str, PairedTest | str]:
+    """other - reference over the (seed, image) pairs both hold with the same true count."""
+    if other.empty or reference.empty:
+        return dict.fromkeys(GAME_METRICS, "no per-image results")
+    common = other.index.intersection(reference.index)
+    a, b = other.loc[common], reference.loc[common]
+    same = np.isclose(a["true_count"], b["true_count"])
+    if not same.any():
+        return dict.fromkeys(GAME_METRICS, "no common test images (another dataset)")
+    out: dict[str, PairedTest | str] = {}
+    for metric in GAME_METRICS:
+        diff = (a[metric] - b[metric]).to_numpy(dtype=np.float64)[same]
+        keep = diff[np.isfinite(diff)]
+        out[metric] = paired_test(keep) if len(keep) else f"no finite {metric} values"
+    return out
+
+
+def cross_conditions(store: RunStore, parts: list[tuple[str, Report]], split: str,
+                     sig_metric: str) -> list[CrossRow]:
+    """Every variant present in the reference condition (``parts[0]``) and another one."""
+    if len(parts) < 2:
+        return []
+    reference, ref_report = parts[0]
+    ref_rows = {row.key: row for row in ref_report.rows if not row.tuned}
+    out = []
+    for condition, report in parts[1:]:
+        rows = [row for row in report.rows if not row.tuned and row.key in ref_rows]
+        found = []
+        for row in rows:
+            tests = paired_across(seed_images(store, row.runs, split),
+                                  seed_images(store, ref_rows[row.key].runs, split))
+            diff = {m: t.mean_diff if isinstance(t, PairedTest) else
+                    _mean(report, row.key, m) - _mean(ref_report, row.key, m)
+                    for m, t in tests.items()}
+            found.append(CrossRow(condition, reference, row.key, row.label, diff, tests))
+        _recovered(found, report, sig_metric)
+        out += found
+    return out
+
+
+def _mean(report: Report, key: str, metric: str) -> float:
+    return float(report.table.at[key, f"{metric}_mean"])
+
+
+def _recovered(rows: list[CrossRow], report: Report, metric: str) -> None:
+    """(A's error - V's error) in the condition, over A's cost (A's change across the
+    conditions): 1 = V undoes the whole cost, 0 = no better than A."""
+    first = next((row for row in rows if row.key == report.first), None)
+    if first is None:
+        return
+    cost = first.diff.get(metric, math.nan)
+    if not math.isfinite(cost) or cost == 0:
+        return
+    for row in rows:
+        gain = _mean(report, first.key, metric) - _mean(report, row.key, metric)
+        row.recovered = gain / cost
