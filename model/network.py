@@ -67,7 +67,7 @@ class RGBTCounter(nn.Module):
         self.encoder = TwoStreamEncoder(cfg)
         info = self.encoder.feature_info
         ref_c, mov_c = self.encoder.swap(3, cfg.thermal_channels)
-        self.stn = lookup("stn", cfg.stn_name)(mov_c, ref_c)
+        self.stn = lookup("stn", cfg.stn_name)(mov_c, ref_c, **cfg.stn_limits())
         self.align_stage = cfg.offset_stage - 1
         # Named "offset", not "aligner": checkpoints store the aligner's weights as offset.*.
         self.offset = lookup("aligner", cfg.aligner_name)(info[self.align_stage].channels)

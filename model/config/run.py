@@ -17,6 +17,15 @@ from model.errors import ConfigError, did_you_mean
 # experiment on another machine, worker count or memory layout is recognised as done.
 EXECUTION_FIELDS = ("device", "num_workers", "on_device", "compile", "channels_last")
 
+# Fields added after runs were first recorded, at the value that reproduces the code from before
+# they existed: left out of the hash at that value, so a database's earlier runs stay recognised.
+LEGACY_VALUES: dict[str, Any] = {
+    "stn_mode": "affine", "align_loss": 0.0, "align_ncc": 0.0, "warmup_align_loss": 0.0,
+    "warmup_count_weight": 1.0, "synth_max_decoys": 0, "synth_thermal_blur": 0.0,
+    "synth_night_brightness": 0.21, "synth_night_noise": 0.06,
+}
+STN_BOUNDS = ("stn_max_shift", "stn_max_rotation", "stn_max_scale")
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "loss": LossConfig,
@@ -84,14 +93,22 @@ class RunConfig:
         return {k: v for section in self.to_dict().values() for k, v in section.items()}
 
     def identity(self) -> dict[str, dict[str, Any]]:
-        """``to_dict`` less what cannot change the result: the execution settings, and the
-        synthetic-data settings when the data comes from disk."""
+        """``to_dict`` less what cannot change the result: the execution settings, the
+        synthetic-data settings when the data comes from disk, the STN's settings when it is
+        off, and later fields at their ``LEGACY_VALUES``."""
         sections = self.to_dict()
         for name in EXECUTION_FIELDS:
             del sections[FIELD_SECTION[name]][name]
         if self.data.data_path is not None:
             sections["data"] = {k: v for k, v in sections["data"].items()
                                 if not k.startswith("synth_")}
+        unused = [*STN_BOUNDS, "stn_mode"] if not self.model.stn else (
+            STN_BOUNDS if self.model.stn_mode == "affine" else ())
+        for name in unused:
+            del sections["model"][name]
+        for name, legacy in LEGACY_VALUES.items():
+            if sections[FIELD_SECTION[name]].get(name, object()) == legacy:
+                del sections[FIELD_SECTION[name]][name]
         return sections
 
     def config_hash(self) -> str:

@@ -57,7 +57,11 @@ class ModelConfig:
     shared_backbone: bool = False  # plan Option C: per-modality first conv, shared rest
     thermal_channels: int = 3  # RGBT-CC's thermal JPEG is 3-channel pseudo-colour
     reference: str = "thermal"  # RGBT-CC points live on the thermal image
-    stn: bool = False  # the "affine" entry of the stn registry, else "none"
+    stn: bool = False  # the stn registry entry named stn_mode, else "none"
+    stn_mode: str = "bounded"  # "bounded" (pixels, bounded) or "affine" (free, the first STN)
+    stn_max_shift: float = 16.0  # px: the bounded STN's largest translation
+    stn_max_rotation: float = 5.0  # degrees
+    stn_max_scale: float = 0.05  # relative: scale within 1 +- this
     offset_align: bool = False  # the aligner named offset_mode, else "none"
     offset_stage: int = 1
     offset_mode: str = "flow"  # a name in the aligner registry
@@ -67,9 +71,14 @@ class ModelConfig:
     downsample_ratio: int = 8  # the published protocol's output stride
     multiscale: bool = False  # extra stride-4 density head
 
-    BOUNDS: ClassVar[dict[str, Bound]] = {"grl_lambda": NON_NEGATIVE}
+    BOUNDS: ClassVar[dict[str, Bound]] = {
+        **dict.fromkeys(("grl_lambda", "stn_max_shift"), NON_NEGATIVE),
+        "stn_max_rotation": Bound("in [0, 90]", lambda v: 0 <= v <= 90),
+        "stn_max_scale": FRACTION_BELOW_1,
+    }
     CHOICES: ClassVar[dict[str, Callable[[], Sequence[Any]]]] = {
         "backbone": _registry("backbone"),
+        "stn_mode": lambda: [n for n in names("stn") if n != "none"],
         "reference": _fixed(*REFERENCES),
         "offset_mode": _registry("aligner"),
         "fusion": _registry("fusion"),
@@ -89,7 +98,12 @@ class ModelConfig:
     @property
     def stn_name(self) -> str:
         """The stn registry entry this config builds."""
-        return "affine" if self.stn else "none"
+        return self.stn_mode if self.stn else "none"
+
+    def stn_limits(self) -> dict[str, float]:
+        """The bounds a bounded STN is built with (other entries ignore them)."""
+        return {"max_shift": self.stn_max_shift, "max_rotation": self.stn_max_rotation,
+                "max_scale": self.stn_max_scale}
 
     @property
     def aligner_name(self) -> str:
@@ -110,13 +124,19 @@ class LossConfig:
     tv: float = 0.0  # plan: 0.05
     domain: float = 0.0  # plan: 0.01 to 0.1
     multiscale_weight: float = 0.0  # density loss on the stride-4 head
+    # Supervised alignment: the predicted sampling map against the known one (synthetic data's
+    # true transform, or a displacement the warm-up injected), mean px at the grid points.
+    align_loss: float = 0.0
+    # Unsupervised registration: 1 - NCC of the gradient magnitudes of the STN-warped moving
+    # image and the reference, for data whose displacement is unknown.
+    align_ncc: float = 0.0
 
     BOUNDS: ClassVar[dict[str, Bound]] = {
         "density_sigma": POSITIVE,
         "bayes_sigma": POSITIVE,
         "bayes_background_ratio": FRACTION_BELOW_1,
         **dict.fromkeys(("local_count", "local_count_level_weights", "feat_l1", "tv", "domain",
-                         "multiscale_weight"), NON_NEGATIVE),
+                         "multiscale_weight", "align_loss", "align_ncc"), NON_NEGATIVE),
     }
     CHOICES: ClassVar[dict[str, Callable[[], Sequence[Any]]]] = {
         "density": _registry("density_loss"),
@@ -158,9 +178,15 @@ class DataConfig:
     synth_scale: float = 0.03  # max relative scale change
     synth_local_warp: float = 0.0  # amplitude in px of a smooth local displacement
     synth_night_fraction: float = 0.5
-    # Warm person-shaped decoys (heaters, animals) per labelled person, seen only in thermal:
-    # only the RGB image can reject them, so a model must use the misaligned RGB.
+    synth_night_brightness: float = 0.21  # mean RGB gain at night (drawn in [4/7, 10/7] x this)
+    synth_night_noise: float = 0.06  # RGB sensor noise (std) at night; 0.015 by day
+    # Warm person-shaped decoys (heaters, animals), seen only in thermal: only the RGB image
+    # can reject them, so a model must use the misaligned RGB. synth_decoys per labelled
+    # person (thermal alone then still gives the count, by discounting a fixed share), plus
+    # a number drawn uniformly in [0, synth_max_decoys] that does not depend on the crowd.
     synth_decoys: float = 0.5
+    synth_max_decoys: int = 0
+    synth_thermal_blur: float = 0.0  # px (Gaussian sigma): a softer thermal image
     synth_seed: int = 0
 
     BOUNDS: ClassVar[dict[str, Bound]] = {
@@ -171,7 +197,9 @@ class DataConfig:
         **dict.fromkeys(("synth_height", "synth_width"), SYNTH_SIDE),
         **dict.fromkeys(("val_size", "num_workers", "synth_min_people", "synth_max_people",
                          "synth_shift", "synth_rotation", "synth_scale", "synth_local_warp",
-                         "synth_decoys", "synth_seed"), NON_NEGATIVE),
+                         "synth_decoys", "synth_seed", "synth_max_decoys",
+                         "synth_night_brightness", "synth_night_noise", "synth_thermal_blur"),
+                        NON_NEGATIVE),
         "synth_night_fraction": FRACTION,
     }
 
@@ -203,6 +231,8 @@ class TrainConfig:
     align_warmup_epochs: int = 0  # plan priority 6: alignment on synthetic shifts first
     warmup_shift: float = 16.0  # px, the plan's warm-up translation
     warmup_rotation: float = 5.0  # degrees, the plan's warm-up rotation
+    warmup_align_loss: float = 0.0  # weight of the supervised alignment term in the warm-up
+    warmup_count_weight: float = 1.0  # x the counting terms in the warm-up (0: alignment only)
     local_count_ramp_epochs: int = 0  # raise local_count linearly from 25% over these epochs
     grad_clip: float = 10.0  # 0 disables
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
@@ -218,7 +248,8 @@ class TrainConfig:
         **dict.fromkeys(("lr", "backbone_lr"), POSITIVE),
         **dict.fromkeys(("weight_decay", "freeze_epochs", "freeze_stages",
                          "align_warmup_epochs", "local_count_ramp_epochs", "grad_clip",
-                         "warmup_shift", "warmup_rotation"), NON_NEGATIVE),
+                         "warmup_shift", "warmup_rotation", "warmup_align_loss",
+                         "warmup_count_weight"), NON_NEGATIVE),
         "seed": SEED,
     }
     CHOICES: ClassVar[dict[str, Callable[[], Sequence[Any]]]] = {

@@ -107,3 +107,19 @@ def gather_crops(
         cols.clamp(0, stack.shape[3] - 1)[:, None, None, :],
     ]
     return out * valid
+
+
+def crop_flip_map(affine: torch.Tensor, top: int, left: int, flip: bool, crop: int) -> torch.Tensor:
+    """A pixel map (2, 3) of the whole image (``q = A @ (x, y, 1)``) in a crop's coordinates.
+
+    Both images of a pair are cropped by the same window and flipped together, so a point p of
+    the crop is p + o in the image (o = (left, top)) and its image A(p + o) is A(p + o) - o in
+    the crop; a flip mirrors both ends, x -> crop - x.
+    """
+    full = torch.cat([affine.float(), torch.tensor([[0.0, 0.0, 1.0]])])
+    shift = torch.tensor([[1.0, 0.0, float(left)], [0.0, 1.0, float(top)], [0.0, 0.0, 1.0]])
+    out = torch.linalg.inv(shift) @ full @ shift
+    if flip:
+        mirror = torch.tensor([[-1.0, 0.0, float(crop)], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        out = mirror @ out @ mirror
+    return out[:2]

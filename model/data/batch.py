@@ -16,6 +16,9 @@ class Batch:
     # (H, W) of each pair before it was cropped; None when the batch holds whole images. The
     # Bayesian loss sizes its background distance by the uncropped image, as the public code.
     full_sizes: list[tuple[int, int]] | None = None
+    # (B, 2, 3) where each thermal pixel of the crop shows up in its RGB (pixels), when the data
+    # knows it (the synthetic generator); None otherwise. Supervises alignment.
+    thermal_to_rgb: torch.Tensor | None = None
 
     def full_size(self, index: int) -> tuple[int, int]:
         """(H, W) of pair ``index`` before cropping."""
@@ -31,4 +34,6 @@ class Batch:
             rgb=self.rgb.to(device, non_blocking=non_blocking),
             thermal=self.thermal.to(device, non_blocking=non_blocking),
             points=[p.to(device, non_blocking=non_blocking) for p in self.points],
+            thermal_to_rgb=None if self.thermal_to_rgb is None else self.thermal_to_rgb.to(
+                device, non_blocking=non_blocking),
         )

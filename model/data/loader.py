@@ -14,7 +14,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from model.config import DataConfig
-from model.data.augment import CropParams, crop_flip, crop_flip_points, crop_params, gather_crops
+from model.data.augment import (
+    CropParams,
+    crop_flip,
+    crop_flip_map,
+    crop_flip_points,
+    crop_params,
+    gather_crops,
+)
 from model.data.batch import Batch
 from model.data.sample import PairSet
 
@@ -52,13 +59,28 @@ class _CropSet(Dataset):
         index, top, left, flip, crop = job
         s = self.pairs[index]
         rgb, thermal, points = crop_flip(s.rgb, s.thermal, s.points, top, left, flip, crop)
-        return rgb, thermal, points, s.id, s.size
+        return rgb, thermal, points, s.id, s.size, _crop_map(s, top, left, flip, crop)
+
+
+def _crop_map(sample, top: int, left: int, flip: bool, crop: int) -> torch.Tensor:
+    """The sample's thermal -> RGB pixel map in the crop; NaN where the data does not know it
+    (a tensor either way, so DataLoader workers can collate it)."""
+    affine = sample.meta.get("affine")
+    if affine is None:
+        return torch.full((2, 3), float("nan"))
+    return crop_flip_map(affine, top, left, flip, crop)
+
+
+def _known(maps: torch.Tensor) -> torch.Tensor | None:
+    """(B, 2, 3) maps when every pair of the batch has one, else None."""
+    return None if bool(maps.isnan().any()) else maps
 
 
 def _stack(items: list) -> tuple:
     # A tuple, not a Batch, so DataLoader's pin_memory can walk it.
-    rgb, thermal, points, ids, sizes = zip(*items, strict=True)
-    return torch.stack(rgb), torch.stack(thermal), list(points), list(ids), list(sizes)
+    rgb, thermal, points, ids, sizes, maps = zip(*items, strict=True)
+    return (torch.stack(rgb), torch.stack(thermal), list(points), list(ids), list(sizes),
+            torch.stack(maps))
 
 
 def _job_lists(pairs, cfg, batch_size, generator) -> list[list[Job]]:
@@ -108,7 +130,17 @@ def _device_batches(pairs, cfg, batch_size, generator, device) -> Iterator[Batch
             points=list(on_device),
             ids=[pairs[int(i)].id for i in order],
             full_sizes=[pairs[int(i)].size for i in order],
+            thermal_to_rgb=_device_maps(pairs, order, params, device),
         )
+
+
+def _device_maps(pairs, order, params: CropParams, device) -> torch.Tensor | None:
+    maps = torch.stack([
+        _crop_map(pairs[int(i)], int(t), int(le), bool(f), params.size)
+        for i, t, le, f in zip(order, params.tops, params.lefts, params.flips, strict=True)
+    ])
+    known = _known(maps)
+    return None if known is None else known.to(device, non_blocking=True)
 
 
 def train_batches(
@@ -138,9 +170,10 @@ def train_batches(
         )
     else:
         batches = (_stack([dataset[job] for job in batch]) for batch in jobs)
-    for rgb, thermal, points, ids, sizes in batches:
+    for rgb, thermal, points, ids, sizes, maps in batches:
         batch = Batch(rgb=rgb, thermal=thermal, points=points, ids=ids,
-                      full_sizes=[(int(h), int(w)) for h, w in sizes])
+                      full_sizes=[(int(h), int(w)) for h, w in sizes],
+                      thermal_to_rgb=_known(maps))
         yield batch if device.type == "cpu" else batch.to(device, non_blocking=True)
 
 

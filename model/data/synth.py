@@ -176,6 +176,8 @@ def _decoys(cfg: DataConfig, n_people: int, g: torch.Generator):
     """Warm person-shaped things that are not people: head points and radii."""
     h, w = cfg.synth_height, cfg.synth_width
     k = int(round(cfg.synth_decoys * n_people))
+    if cfg.synth_max_decoys > 0:  # drawn only when asked: the stream of older settings stays
+        k += int(torch.randint(0, cfg.synth_max_decoys + 1, (1,), generator=g))
     at = torch.rand(k, 2, generator=g) * torch.tensor([w, h])
     return at, _head_radius(cfg, at[:, 1])
 
@@ -204,7 +206,20 @@ def _thermal_image(grid, cfg, ground, crowd, warm, g) -> torch.Tensor:
         xs, ys, warm["at"], warm["size"], warm["angle"], warm["heat"]
     )
     heat = heat + 0.01 * torch.randn(heat.shape, generator=g["noise"])
+    if cfg.synth_thermal_blur > 0:
+        heat = _blur(heat, cfg.synth_thermal_blur)
     return render.pseudo_colour(heat[m : m + cfg.synth_height, m : m + cfg.synth_width])
+
+
+def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of an (H, W) image, edges replicated."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    x = F.pad(image[None, None], (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
+    return F.conv2d(x, kernel.view(1, 1, -1, 1))[0, 0]
 
 
 def _rgb_canvas(origin, ground, g, people, lookalikes, warm) -> torch.Tensor:
@@ -250,7 +265,9 @@ def _render_sample(cfg: DataConfig, split: str, index: int) -> Sample:
         local = local * cfg.synth_local_warp / local.norm(dim=0).max().clamp(min=1e-6)
     rgb = _warp_rgb(canvas, m, affine, local, h, w)
     # Night: a dark, noisy RGB sensor; the thermal image does not care about light.
-    brightness, noise = (_uniform(g["scene"], 0.12, 0.3, 1), 0.06) if night else (1.0, 0.015)
+    b = cfg.synth_night_brightness
+    brightness, noise = ((_uniform(g["scene"], b * 4 / 7, b * 10 / 7, 1), cfg.synth_night_noise)
+                         if night else (1.0, 0.015))
     rgb = rgb * brightness + noise * torch.randn(rgb.shape, generator=g["noise"])
     meta = {
         **params,

@@ -21,6 +21,8 @@ from model.engine.evaluate import evaluate
 from model.engine.optim import build_optimizer, build_scheduler, local_count_scale, set_frozen
 from model.errors import TrainingError
 from model.losses import build_loss
+from model.losses.alignment import known_map, theta_to_pixels
+from model.losses.counting import Phase
 from model.metrics import selection_score
 from model.network import RGBTCounter, build_model
 
@@ -112,20 +114,17 @@ class Trainer:
         for batch in train_batches(self.splits.train, cfg.data, cfg.train.batch_size,
                                    self.generator, device=self.device):
             batch = normalize(batch.to(self.device, non_blocking=True), self.splits.stats)
-            rgb, thermal = batch.rgb, batch.thermal
+            rgb, thermal, injected = batch.rgb, batch.thermal, None
             if warmup:
-                rgb, thermal = self._misalign(rgb, thermal)
+                rgb, thermal, injected = self._misalign(rgb, thermal)
             if self.device.type == "cuda" and cfg.train.channels_last:
                 rgb = rgb.contiguous(memory_format=torch.channels_last)
                 thermal = thermal.contiguous(memory_format=torch.channels_last)
             with autocast(cfg.train, self.device):
                 out = self.forward(rgb, thermal)
-            total, terms = self.loss_fn(out, batch, local_count_scale=scale)
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if cfg.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.train.grad_clip)
-            self.optimizer.step()
+            phase = self._phase(warmup, scale, batch, injected)
+            total, terms = self.loss_fn(out, batch, phase=phase)
+            self._step(total)
             # Sums stay on the device: one host sync per epoch, not per step.
             for name, value in {"loss": total, **terms}.items():
                 sums[name] = sums.get(name, 0.0) + value.detach().float()
@@ -144,14 +143,34 @@ class Trainer:
                     if g.get("name") == "backbone"})  # the plan's second learning rate
         return row
 
-    def _misalign(self, rgb: torch.Tensor, thermal: torch.Tensor):
-        """Plan priority 6: warm the alignment modules up on a known extra misalignment."""
+    def _step(self, total: torch.Tensor) -> None:
+        if not total.requires_grad:  # every term weighed 0 in this phase: nothing to learn
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if self.cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.train.grad_clip)
+        self.optimizer.step()
+
+    def _phase(self, warmup: bool, scale: float, batch, injected) -> Phase:
+        """The loss's weights this step, and the displacement it knows (data and injected)."""
         t = self.cfg.train
+        target = known_map(batch.thermal_to_rgb, injected, self.cfg.model.moving == "rgb")
+        if not warmup:
+            return Phase(local_count_scale=scale, align_target=target)
+        return Phase(local_count_scale=scale, count_weight=t.warmup_count_weight,
+                     align_weight=t.warmup_align_loss, align_target=target)
+
+    def _misalign(self, rgb: torch.Tensor, thermal: torch.Tensor):
+        """Plan priority 6: warm the alignment modules up on a known extra misalignment; also
+        returns it as (B, 3, 3) pixel maps, new(p) = old(T p), for the supervised term."""
+        t = self.cfg.train
+        moving = rgb if self.cfg.model.moving == "rgb" else thermal
+        moved, theta = random_affine(moving, t.warmup_shift, t.warmup_rotation, self.generator)
+        injected = theta_to_pixels(theta, *moving.shape[-2:])
         if self.cfg.model.moving == "rgb":
-            rgb, _ = random_affine(rgb, t.warmup_shift, t.warmup_rotation, self.generator)
-        else:
-            thermal, _ = random_affine(thermal, t.warmup_shift, t.warmup_rotation, self.generator)
-        return rgb, thermal
+            return moved, thermal, injected
+        return rgb, moved, injected
 
     # -- the whole run -------------------------------------------------------------------
     def fit(self) -> TrainResult:

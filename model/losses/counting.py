@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from model.config import LossConfig, ModelConfig
 from model.data.batch import Batch
+from model.losses.alignment import gradient_ncc, supervised_alignment
 from model.losses.density import MSEDensityLoss
 from model.losses.local_count import local_count_loss
 from model.losses.regularisers import domain_loss, feature_l1, total_variation
@@ -38,6 +40,22 @@ def check_stride(name: str, density: torch.Tensor, batch: Batch, stride: int) ->
         )
 
 
+@dataclass(frozen=True)
+class Phase:
+    """What the current epoch asks of the loss beyond its config: the warm-up turns the
+    counting terms down (``count_weight``) and weighs the supervised alignment term by its own
+    weight (``align_weight``; None: ``LossConfig.align_loss``); ``align_target`` (B, 3, 3) is
+    the known reference -> moving pixel map (None: unknown, no supervised term)."""
+
+    local_count_scale: float = 1.0
+    count_weight: float = 1.0
+    align_weight: float | None = None
+    align_target: torch.Tensor | None = None
+
+
+COUNT_TERMS = ("density", "local_count", "density_s4")
+
+
 class CountingLoss(nn.Module):
     """``forward`` returns (total, terms): terms holds each computed term's unweighted value.
 
@@ -50,28 +68,25 @@ class CountingLoss(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.stride = model_cfg.downsample_ratio
+        self.moving_is_rgb = model_cfg.moving == "rgb"
+        self._align_target: torch.Tensor | None = None
         self.density_loss = lookup("density_loss", cfg.density)(cfg)
         self._stride_r_target: torch.Tensor | None = None
 
     def forward(
-        self, output: ModelOutput, batch: Batch, local_count_scale: float = 1.0
+        self, output: ModelOutput, batch: Batch, local_count_scale: float = 1.0,
+        phase: Phase | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        if not (local_count_scale >= 0 and math.isfinite(local_count_scale)):
+        phase = phase or Phase(local_count_scale=local_count_scale)
+        if not (phase.local_count_scale >= 0 and math.isfinite(phase.local_count_scale)):
             raise ValueError(
-                f"local_count_scale={local_count_scale!r} is not valid; it must be >= 0"
+                f"local_count_scale={phase.local_count_scale!r} is not valid; it must be >= 0"
             )
-        cfg = self.cfg
         check_stride("density", output.density, batch, self.stride)
         # The MSE term and the local-count term share one target: build it once per step.
         self._stride_r_target = None
-        specs = {
-            "density": (1.0, self._density),
-            "local_count": (cfg.local_count * local_count_scale, self._local_count),
-            "feat_l1": (cfg.feat_l1, self._feat_l1),
-            "tv": (cfg.tv, self._tv),
-            "domain": (cfg.domain, self._domain),
-            "density_s4": (cfg.multiscale_weight, self._density_s4),
-        }
+        self._align_target = phase.align_target
+        specs = self._specs(phase)
         total = output.density.new_zeros((), dtype=torch.float32)
         terms: dict[str, torch.Tensor] = {}
         for name, (weight, term) in specs.items():
@@ -83,6 +98,35 @@ class CountingLoss(nn.Module):
             total = total + weight * value
             terms[name] = value.detach()
         return total, terms
+
+    def _specs(self, phase: Phase) -> dict:
+        cfg = self.cfg
+        specs = {
+            "density": (1.0, self._density),
+            "local_count": (cfg.local_count * phase.local_count_scale, self._local_count),
+            "feat_l1": (cfg.feat_l1, self._feat_l1),
+            "tv": (cfg.tv, self._tv),
+            "domain": (cfg.domain, self._domain),
+            "density_s4": (cfg.multiscale_weight, self._density_s4),
+            "align": (cfg.align_loss if phase.align_weight is None else phase.align_weight,
+                      self._align),
+            "align_ncc": (cfg.align_ncc, self._align_ncc),
+        }
+        for name in COUNT_TERMS:
+            weight, term = specs[name]
+            specs[name] = (weight * phase.count_weight, term)
+        return specs
+
+    def _align(self, output: ModelOutput, batch: Batch) -> torch.Tensor | None:
+        if self._align_target is None:
+            return None
+        return supervised_alignment(output, self._align_target, batch.image_size)
+
+    def _align_ncc(self, output: ModelOutput, batch: Batch) -> torch.Tensor | None:
+        if output.theta is None:  # only the STN moves the image this term compares
+            return None
+        reference = batch.thermal if self.moving_is_rgb else batch.rgb
+        return gradient_ncc(output.moving_warped, reference)
 
     def _target(self, output: ModelOutput, batch: Batch) -> torch.Tensor:
         if self._stride_r_target is None:
