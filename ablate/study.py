@@ -21,35 +21,30 @@ A variant stores only what it changes and may inherit another's resolved overrid
 Every config key is a flat field name of ``model.config`` (``stn``) or its dotted form
 (``model.stn``); ``Study.config`` turns (variant, seed, CLI overrides) into one RunConfig.
 
-Conditions are a second axis: each ``[conditions.NAME]`` table holds settings (any config
-key, as a variant's) that apply on top of every variant, so ``study run`` trains
-variants x conditions x seeds (registered vs misaligned data, or one dataset per
-condition). ``dataset = "rgbtcc"`` in a condition is a report hint, not a config field: its
-published rows are that dataset's (a condition named like a dataset implies it)::
+Conditions are a second axis (``[conditions.NAME]``, see ``ablate.study_conditions``):
+settings applied on top of every variant, so ``study run`` trains variants x conditions x
+seeds.
 
-    [conditions.registered]
-    synth_shift = 0
-
-    [conditions.misaligned]
-    synth_shift = 16
 ``[study] plugins = ["my_lab.aligners", "./align.py"]`` imports a researcher's own parts
 (``ablate.plugins``) before any value is checked.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ablate.errors import PluginError, StudyError
 from ablate.plugins import load_plugins
+from ablate.study_conditions import CONDITION_KEYS, DATASET_HINTS, Condition, parse_conditions
 from ablate.study_file import (
+    NAME_PATTERN,
     PER_RUN_KEYS,
     check_per_run,
     checked_key,
     read_toml,
+    table_changes,
     validate,
 )
 from ablate.study_table import variant_switches, variant_table
@@ -57,15 +52,12 @@ from model import config as config_module
 from model.config import FIELD_SECTION, SECTIONS, RunConfig, unknown_key_error
 from model.registry import unknown_choice as unknown  # one wording for every unknown name
 
-__all__ = ["PER_RUN_KEYS", "Condition", "Study", "Variant", "load_study", "variant_switches",
-           "variant_table"]
+__all__ = ["CONDITION_KEYS", "DATASET_HINTS", "PER_RUN_KEYS", "Condition", "Study", "Variant",
+           "load_study", "variant_switches", "variant_table"]
 
 TOP_LEVEL = ("study", *SECTIONS, "variants", "conditions", "tune")
 STUDY_KEYS = ("name", "description", "baseline", "select_metric", "requires", "plugins")
 VARIANT_KEYS = ("label", "base")
-CONDITION_KEYS = ("dataset",)  # report hints of a condition; every other key is a config field
-DATASET_HINTS = ("rgbtcc", "dronergbt")  # the datasets with published rows (report.baselines)
-_VARIANT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # no commas: "--variants A,C,G" splits on them
 
 
 @dataclass(frozen=True)
@@ -75,13 +67,6 @@ class Variant:
     parent: str | None  # the ``base`` variant, or None
     overrides: dict[str, Any]  # flat names: file defaults, then every ancestor, then changes
     changes: dict[str, Any]  # only the keys this variant sets itself
-
-
-@dataclass(frozen=True)
-class Condition:
-    name: str
-    settings: dict[str, Any]  # flat config keys, applied after the variant's
-    dataset: str | None = None  # whose published rows the report shows (DATASET_HINTS)
 
 
 @dataclass(frozen=True)
@@ -257,7 +242,7 @@ def load_study(path: str | Path, plugins: tuple[str, ...] | list[str] = ()) -> S
         tune=raw.get("tune"),
         requires=header["requires"],
         plugins=loaded,
-        conditions=_conditions(raw.get("conditions", {}), defaults, path),
+        conditions=parse_conditions(raw.get("conditions", {}), defaults, path),
     )
 
 
@@ -325,7 +310,7 @@ def _resolve_variants(tables: dict[str, Any], defaults: dict[str, Any],
             raise StudyError(f"{path}: variants inherit in a cycle: {' -> '.join([*chain, name])}")
         where = f"{path} variant {name}"
         table = tables[name]
-        if not _VARIANT_NAME.match(name) or not isinstance(table, dict):
+        if not NAME_PATTERN.match(name) or not isinstance(table, dict):
             raise StudyError(f"{where}: a variant is a [variants.NAME] table, NAME made of "
                               "letters, digits, '_' or '-'")
         label, parent = table.get("label"), table.get("base")
@@ -334,7 +319,7 @@ def _resolve_variants(tables: dict[str, Any], defaults: dict[str, Any],
         if parent is not None and (not isinstance(parent, str) or parent not in tables):
             raise StudyError(f"{where}: base {unknown('variant', parent, list(tables))}")
         inherited = visit(parent, [*chain, name]).overrides if parent is not None else defaults
-        changes = _changes(table, where)
+        changes = table_changes(table, where, VARIANT_KEYS)
         overrides = {**inherited, **changes}
         validate(overrides, where, set(changes))
         resolved[name] = Variant(name, label, parent, overrides, changes)
@@ -343,42 +328,3 @@ def _resolve_variants(tables: dict[str, Any], defaults: dict[str, Any],
     for name in tables:
         visit(name, [])
     return {name: resolved[name] for name in tables}
-
-
-def _conditions(tables: dict[str, Any], defaults: dict[str, Any],
-                path: Path) -> dict[str, Condition]:
-    """Each ``[conditions.NAME]`` table: its settings checked against the defaults, as a
-    variant's are, and its ``dataset`` hint (or the dataset its name is)."""
-    out: dict[str, Condition] = {}
-    for name, table in tables.items():
-        where = f"{path} condition {name}"
-        if not _VARIANT_NAME.match(name) or not isinstance(table, dict):
-            raise StudyError(f"{where}: a condition is a [conditions.NAME] table, NAME made of "
-                             "letters, digits, '_' or '-'")
-        dataset = table.get("dataset", name if name in DATASET_HINTS else None)
-        if dataset is not None and dataset not in DATASET_HINTS:
-            raise StudyError(f"{where}: {unknown('dataset', str(dataset), list(DATASET_HINTS))}")
-        settings = _changes(table, where, CONDITION_KEYS)
-        validate({**defaults, **settings}, where, set(settings))
-        out[name] = Condition(name, settings, dataset)
-    return out
-
-
-def _changes(table: dict[str, Any], where: str,
-             reserved: tuple[str, ...] = VARIANT_KEYS) -> dict[str, Any]:
-    """A variant's (or condition's) own keys, flattened: ``stn = true`` and
-    ``model.stn = true`` are the same."""
-    changes: dict[str, Any] = {}
-    for key, value in table.items():
-        if key in reserved:
-            continue
-        pairs = ([(f"{key}.{k}", v) for k, v in value.items()] if isinstance(value, dict)
-                 else [(key, value)])
-        for dotted, item in pairs:
-            name = checked_key(dotted, where)
-            if name in changes:
-                raise StudyError(f"{where}: {name!r} is set twice")
-            changes[name] = item
-    return changes
-
-

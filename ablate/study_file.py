@@ -14,6 +14,8 @@ from model.config import FIELD_SECTION, RunConfig, unknown_key_error
 # Fields chosen per run, and the option that chooses them: a study file or --set value would
 # be overwritten, so both are refused.
 PER_RUN_KEYS = {"seed": "--seed or --seeds"}
+# A variant's or condition's NAME; no commas: "--variants A,C,G" splits on them.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 _TOML_AT = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
 
 
@@ -79,3 +81,20 @@ def validate(overrides: dict[str, Any], where: str, own: set[str],
         elif named:
             where = f"{where}, key {named[0]!r}"
         raise StudyError(f"{where}: {exc}") from None
+
+
+def table_changes(table: dict[str, Any], where: str, reserved: tuple[str, ...]) -> dict[str, Any]:
+    """A variant's (or condition's) own config keys, flattened, leaving out its ``reserved``
+    ones (label, base; dataset): ``stn = true`` and ``model.stn = true`` are the same."""
+    changes: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in reserved:
+            continue
+        pairs = ([(f"{key}.{k}", v) for k, v in value.items()] if isinstance(value, dict)
+                 else [(key, value)])
+        for dotted, item in pairs:
+            name = checked_key(dotted, where)
+            if name in changes:
+                raise StudyError(f"{where}: {name!r} is set twice")
+            changes[name] = item
+    return changes

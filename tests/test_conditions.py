@@ -13,7 +13,7 @@ from scipy import stats as scipy_stats
 
 from ablate.db import RunStore
 from ablate.pipeline import plan
-from ablate.report import build_report, render_report
+from ablate.report import build_report, load_baselines, render_report
 from ablate.study import load_study
 from tests.conftest import invoke, ok, runs_json, tiny_study_text
 from tests.test_real_format import write_dronergbt, write_rgbtcc
@@ -179,7 +179,8 @@ def test_schema_2_database_opens_with_its_runs_and_empty_condition(tmp_path):
 
 
 def test_paper_study_on_both_real_layouts(tmp_path, in_tmp):
-    """Both datasets as conditions; the report has one table per dataset with BM's row."""
+    """Both datasets as conditions; the report has one table with a column group per
+    dataset, BM's published numbers of each under its own group."""
     rgbtcc = write_rgbtcc(tmp_path / "RGBT-CC")
     drone = write_dronergbt(tmp_path / "DroneRGBT")
     ok("study", "run", "studies/paper.toml" if Path("studies").exists() else
@@ -190,5 +191,18 @@ def test_paper_study_on_both_real_layouts(tmp_path, in_tmp):
     out = in_tmp / "paper.md"
     ok("report", "paper", "--format", "markdown", "--out", out)
     text = out.read_text()
-    assert "condition rgbtcc (RGBT-CC)" in text and "condition drone (DroneRGBT)" in text
-    assert text.count("| BM |") == 2
+    assert text.count("| Method |") == 1, "one main table"
+    head, _, *rows = text[text.index("| Method |"):].split("\n\n")[0].splitlines()
+    columns = [cell.strip() for cell in head.strip("|").split("|")]
+    assert columns[2] == "RGBT-CC GAME0" and columns[-1] == "DroneRGBT RMSE"
+    assert [row.split("|")[1].strip() for row in rows] == ["BM", "A"]
+    bm = dict(zip(columns, (c.strip().strip("*") for c in rows[0].strip("|").split("|")),
+                  strict=True))
+    for dataset, group in (("rgbtcc", "RGBT-CC"), ("dronergbt", "DroneRGBT")):
+        published = load_baselines(dataset=dataset)["BM"].metrics
+        assert bm[f"{group} GAME0"] == f"{published['game0']:.2f}"
+        assert bm[f"{group} RMSE"] == f"{published['rmse']:.2f}"
+    assert bm["DroneRGBT GAME1"] == "-"  # not published for DroneRGBT
+    a_row = [c.strip() for c in rows[1].strip("|").split("|")]
+    assert all(c != "-" for c in a_row[2:]), "A trained on both: a number in every column"
+    assert "## RGBT-CC (condition rgbtcc)" in text and "## DroneRGBT (condition drone)" in text

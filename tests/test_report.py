@@ -53,10 +53,10 @@ offset_align = true
 
 def add_run(store, study, variant, seed, test, images=(), config=None, **extra):
     """A done run; ``extra``: label, val (default: the test metrics), trial (a tuning trial
-    number, which tags the run with the tuning ``<study>-tune``)."""
+    number, which tags the run with the tuning ``<study>-tune``), condition."""
     cfg = RunConfig().with_overrides({**(config or {}), "seed": seed})
     claim = store.claim(study, variant, seed, cfg.to_dict(), cfg.config_hash(),
-                        label=extra.get("label"))
+                        label=extra.get("label"), condition=extra.get("condition", ""))
     run_id = claim.run.id
     store.record_epoch(run_id, 0, {"loss": 2.0, "loss_density": 2.0, "val_game0": 9.0})
     store.record_epoch(run_id, 1, {"loss": 1.0, "loss_density": 1.0, "val_game0": 8.0})

@@ -68,30 +68,58 @@ window.addEventListener("load", () => {
 </script></body>"""
 
 
+# The same variants trained on both datasets the papers report: one table, a column group each.
+DATASETS = """
+[conditions.rgbtcc]
+[conditions.drone]
+dataset = "dronergbt"
+"""
+OVERRIDES = {"A": {}, "B": {"shared_backbone": True, "fusion": "sum"}}
+OVERRIDES["C"] = {**OVERRIDES["B"], "stn": True}
+OVERRIDES["D"] = {**OVERRIDES["C"], "offset_align": True, "tv": 0.05, "feat_l1": 0.1}
+OVERRIDES["E"] = {**OVERRIDES["D"], "local_count": 0.2}
+OVERRIDES["F"] = {**OVERRIDES["D"], "grl": True, "domain": 0.05}
+OVERRIDES["G"] = {**OVERRIDES["E"], "grl": True, "domain": 0.05, "multiscale": True,
+                  "multiscale_weight": 0.5}
+
+
+def _add_runs(store: RunStore, condition: str = "", scale: float = 1.0) -> None:
+    for n, (variant, config) in enumerate(OVERRIDES.items()):
+        for seed in (0, 1, 2):
+            score = (12.345 - n * 0.61 + seed * 0.37) * scale
+            add_run(store, "wide", variant, seed,
+                    metrics(score, 15.5 + n, 19.25 - n, 131.75 - n, 17.5 + seed),
+                    images(lambda i, n=n: (i % 3 - 1) * n * 0.5), config, condition=condition)
+
+
+def _page(root: Path, html: str) -> Path:
+    path = root / "wide.html"
+    path.write_text(html.replace("</body>", PROBE, 1), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The HTML report of a seven-variant study, with every column filled (paired tests too)."""
     root = tmp_path_factory.mktemp("browser")
     (root / "wide.toml").write_text(STUDY)
-    overrides = {"A": {}, "B": {"shared_backbone": True, "fusion": "sum"}}
-    overrides["C"] = {**overrides["B"], "stn": True}
-    overrides["D"] = {**overrides["C"], "offset_align": True, "tv": 0.05, "feat_l1": 0.1}
-    overrides["E"] = {**overrides["D"], "local_count": 0.2}
-    overrides["F"] = {**overrides["D"], "grl": True, "domain": 0.05}
-    overrides["G"] = {**overrides["E"], "grl": True, "domain": 0.05, "multiscale": True,
-                      "multiscale_weight": 0.5}
     with RunStore(str(root / "runs.db")) as store:
-        for n, (variant, config) in enumerate(overrides.items()):
-            for seed in (0, 1, 2):
-                score = 12.345 - n * 0.61 + seed * 0.37
-                add_run(store, "wide", variant, seed,
-                        metrics(score, 15.5 + n, 19.25 - n, 131.75 - n, 17.5 + seed),
-                        images(lambda i, n=n: (i % 3 - 1) * n * 0.5), config)
+        _add_runs(store)
         report = build_report(store, str(root / "wide.toml"), baselines="all")
-    html = render_report(report, "html")
-    path = root / "wide.html"
-    path.write_text(html.replace("</body>", PROBE, 1), encoding="utf-8")
-    return path
+    return _page(root, render_report(report, "html"))
+
+
+@pytest.fixture(scope="module")
+def grouped_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seven variants on RGBT-CC and DroneRGBT, with every published row of both."""
+    root = tmp_path_factory.mktemp("browser-grouped")
+    (root / "wide.toml").write_text(STUDY + DATASETS)
+    with RunStore(str(root / "runs.db")) as store:
+        _add_runs(store, "rgbtcc")
+        _add_runs(store, "drone", scale=0.61)
+        report = build_report(store, str(root / "wide.toml"), baselines="all")
+    assert report.by_dataset
+    return _page(root, render_report(report, "html"))
 
 
 def _open(path: Path, profile: Path) -> subprocess.CompletedProcess:
@@ -104,8 +132,9 @@ def _open(path: Path, profile: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.skipif(BROWSER is None, reason="needs Chromium (apt-get install chromium)")
-def test_main_table_fits_1280_wide_without_a_horizontal_scroll(page, tmp_path):
-    done = _open(page, tmp_path / "profile")
+@pytest.mark.parametrize("which", ["page", "grouped_page"])
+def test_main_table_fits_1280_wide_without_a_horizontal_scroll(which, request, tmp_path):
+    done = _open(request.getfixturevalue(which), tmp_path / "profile")
     assert done.returncode == 0, done.stderr[-2000:]
     found = re.search(r"<title>probe (\d+) (\d+) (\d+) ([\d.]+)\s*</title>", done.stdout)
     assert found, f"the probe did not run:\n{done.stdout[:500]}\n{done.stderr[-2000:]}"

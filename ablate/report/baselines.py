@@ -71,6 +71,23 @@ def choose(rows: dict[str, Baseline], wanted: str | None, reference: str) -> lis
     return [rows[k] for k in keys]
 
 
+def choose_per_dataset(wanted: str | None, datasets: list[str],
+                       extra_file: str | Path | None = None) -> dict[str, str | None]:
+    """``--baselines`` for a report with a column group per dataset: a key that only some of
+    ``datasets`` publish is chosen in those (a dash in the others); one that none publishes
+    is an error. "all" and None mean the same in every dataset."""
+    if wanted is None or wanted.strip().lower() in ("", "all"):
+        return dict.fromkeys(datasets, wanted)
+    keys = list(dict.fromkeys(k.strip() for k in wanted.split(",") if k.strip()))
+    known = {dataset: load_baselines(extra_file, dataset=dataset) for dataset in datasets}
+    unknown = [k for k in keys if not any(k in rows for rows in known.values())]
+    if unknown:
+        every = dict.fromkeys(key for rows in known.values() for key in rows)
+        raise UsageError(f"unknown baseline {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(every)} (or all)")
+    return {dataset: ",".join(k for k in keys if k in known[dataset]) for dataset in datasets}
+
+
 def _read(path: Path) -> dict[tuple[str, str], Baseline]:
     if not path.is_file():
         raise UsageError(f"baseline file not found: {path}")

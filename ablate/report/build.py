@@ -15,7 +15,14 @@ from ablate.db import RunStore
 from ablate.errors import AblateError, UsageError
 from ablate.report import stats
 from ablate.report.alignment import alignment_frame
-from ablate.report.baselines import DATASETS, DEFAULT_DATASET, Baseline, choose, load_baselines
+from ablate.report.baselines import (
+    DATASETS,
+    DEFAULT_DATASET,
+    Baseline,
+    choose,
+    choose_per_dataset,
+    load_baselines,
+)
 from ablate.report.conditions import CrossRow, cross_conditions
 from ablate.report.runs import VariantRow, resolve_study, variant_rows
 from ablate.report.table import build_table, table_metrics
@@ -50,6 +57,9 @@ class Report:
     # each variant's change from the reference condition (ablate.report.conditions).
     parts: list[tuple[str, Report]] = field(default_factory=list)
     cross: list[CrossRow] = field(default_factory=list)
+    # Every condition is another dataset: one main table with a column group per part.
+    by_dataset: bool = False
+    dataset_key: str = DEFAULT_DATASET  # the key of baseline_dataset ("rgbtcc")
 
     def test(self, row: str, against: str, metric: str | None = None) -> stats.PairedTest | str:
         """The paired test of ``row`` against its "parent" or the "first" variant, or the
@@ -83,15 +93,22 @@ def build_report(store: RunStore, study: str | None = None, split: str = "test",
         return _build(store, name, study_file, study_notes, split, baselines, baseline_file,
                       sig_metric, dataset)
     hints = study_file.conditions if study_file is not None else {}
+    datasets = [hints[c].dataset if c in hints else None for c in conditions]
+    # Conditions that are all different datasets: one table, a column group per dataset.
+    by_dataset = (len(conditions) > 1 and None not in datasets
+                  and len(set(datasets)) == len(datasets))
+    wanted = (choose_per_dataset(baselines, datasets, baseline_file) if by_dataset
+              else dict.fromkeys(datasets, baselines))
     parts = []
-    for condition in conditions:
-        hint = hints[condition].dataset if condition in hints else None
-        part = _build(store, name, study_file, study_notes, split, baselines, baseline_file,
-                      sig_metric, hint or dataset, condition)
+    for condition, hint in zip(conditions, datasets, strict=True):
+        part = _build(store, name, study_file, study_notes, split, wanted[hint],
+                      baseline_file, sig_metric, hint or dataset, condition)
         parts.append((condition, part))
-    first = parts[0][1]
-    return dataclasses.replace(first, condition="", parts=parts,
-                               cross=cross_conditions(store, parts, split, sig_metric))
+    # Different datasets share no images, and their errors differ by what the datasets are:
+    # the per-dataset columns already show them side by side.
+    cross = [] if by_dataset else cross_conditions(store, parts, split, sig_metric)
+    return dataclasses.replace(parts[0][1], condition="", parts=parts, cross=cross,
+                               by_dataset=by_dataset)
 
 
 def _conditions(store: RunStore, name: str, study: Study | None) -> list[str]:
@@ -133,7 +150,7 @@ def _build(store: RunStore, name: str, study_file: Study | None, study_notes: li
     return Report(name, study_file.description if study_file is not None else "", split,
                   store.display_url, reference, chosen, rows, table, significance, sig_metric,
                   first, _dataset(rows), names, notes, curves, tuning, DATASETS[dataset],
-                  condition or "")
+                  condition or "", dataset_key=dataset)
 
 
 def _significance(store: RunStore, rows: list[VariantRow], first: str | None,

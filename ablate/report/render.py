@@ -15,6 +15,7 @@ from ablate.errors import AblateError, UsageError
 from ablate.paths import safe_name
 from ablate.report import charts, fmt
 from ablate.report.build import Report
+from ablate.report.groups import grouped_view
 from ablate.report.stats import GAME_METRICS
 from ablate.report.table import SWITCH_HEADERS, SWITCHES, header
 
@@ -23,6 +24,7 @@ FORMATS = {"html": "html", "latex": "tex", "markdown": "md", "csv": "csv"}
 TEST_VALUES = ("mean_diff", "ci_low", "ci_high", "p_value", "mde")
 TEMPLATES = {"html": "report.html.j2", "latex": "report.tex.j2", "markdown": "report.md.j2"}
 CROSS_TEMPLATES = {"latex": "conditions.tex.j2", "markdown": "conditions.md.j2"}
+GROUPED_TEMPLATES = {"latex": "grouped.tex.j2", "markdown": "grouped.md.j2"}
 
 
 def render_report(report: Report, format: str = "html") -> str:
@@ -32,15 +34,21 @@ def render_report(report: Report, format: str = "html") -> str:
     if format == "csv":
         return flat_frame(report).to_csv(index=False, float_format="%.6g")
     env = _environment(format)
-    if format != "html" and report.parts:  # LaTeX and Markdown are fragments: one per part
-        text = "".join(render_report(part, format) for _, part in report.parts)
-        context = {**view(report), **cross_view(report)}
-        return text + env.get_template(CROSS_TEMPLATES[format]).render(**context)
     context = {**view(report), **cross_view(report)}
+    if format != "html" and report.parts and not report.by_dataset:
+        # LaTeX and Markdown are fragments: one per condition, then the differences.
+        text = "".join(render_report(part, format) for _, part in report.parts)
+        return text + env.get_template(CROSS_TEMPLATES[format]).render(**context)
     parts = [part for _, part in report.parts] or [report]
-    context["parts"] = [{**(view(part) if part is not report else context),
-                         "charts": charts.report_charts(part)} for part in parts]
-    return env.get_template(TEMPLATES[format]).render(**context)
+    context["parts"] = [view(part) if part is not report else dict(context) for part in parts]
+    if format == "html":
+        for part, part_view in zip(parts, context["parts"], strict=True):
+            part_view["charts"] = charts.report_charts(part)
+    context.update(grouped_view(report, context["parts"]))
+    # The HTML page holds the grouped table itself (report.html.j2), around its parts.
+    grouped = report.by_dataset and format != "html"
+    name = GROUPED_TEMPLATES[format] if grouped else TEMPLATES[format]
+    return env.get_template(name).render(**context)
 
 
 def write_report(report: Report, format: str = "html", out: str | Path | None = None) -> Path:
@@ -92,6 +100,8 @@ def view(report: Report) -> dict[str, Any]:
 
 
 def _title(report: Report) -> str:
+    if report.by_dataset:
+        return f"{report.study}: results against {report.reference}, per dataset"
     if report.parts:
         return f"{report.study}: results against {report.reference}, by condition"
     where = f", condition {report.condition}" if report.condition else ""
@@ -114,11 +124,14 @@ def cross_view(report: Report) -> dict[str, Any]:
 
 def flat_frame(report: Report) -> pd.DataFrame:
     """The table frame with every paired test as columns ``<metric>_vs_<parent|first>_...``;
-    a study with conditions has every condition's rows, named in a ``condition`` column."""
+    a study with conditions has every condition's rows, named in a ``condition`` column (and,
+    where the conditions are datasets, a ``dataset`` column: rgbtcc, dronergbt)."""
     if report.parts:
         frames = [flat_frame(part) for _, part in report.parts]
-        for (condition, _), frame in zip(report.parts, frames, strict=True):
+        for (condition, part), frame in zip(report.parts, frames, strict=True):
             frame.insert(1, "condition", condition)
+            if report.by_dataset:  # a row of the grouped table: its column group
+                frame.insert(2, "dataset", part.dataset_key)
         return pd.concat(frames, ignore_index=True)
     frame = report.table.reset_index().rename(columns={"key": "row"})
     for column in (c for c in frame.columns if c.startswith("sw_")):
