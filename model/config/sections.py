@@ -168,25 +168,26 @@ class DataConfig:
     # Built-in synthetic data (ignored for data on disk, and left out of the hash then).
     synth_n_train: int = 48
     synth_n_val: int = 12
-    synth_n_test: int = 16
+    synth_n_test: int = 64  # enough images for paired tests to have power
     synth_height: int = 128
     synth_width: int = 160
     synth_min_people: int = 5
     synth_max_people: int = 40
-    synth_shift: float = 8.0  # max RGB translation in px against the thermal labels
+    synth_shift: float = 16.0  # max RGB translation in px: a GAME3 cell is 16 x 20 px
     synth_rotation: float = 3.0  # max degrees
     synth_scale: float = 0.03  # max relative scale change
     synth_local_warp: float = 0.0  # amplitude in px of a smooth local displacement
-    synth_night_fraction: float = 0.5
-    synth_night_brightness: float = 0.21  # mean RGB gain at night (drawn in [4/7, 10/7] x this)
-    synth_night_noise: float = 0.06  # RGB sensor noise (std) at night; 0.015 by day
+    synth_night_fraction: float = 0.25
+    synth_night_brightness: float = 0.5  # mean RGB gain at night (drawn in [4/7, 10/7] x this)
+    synth_night_noise: float = 0.03  # RGB sensor noise (std) at night; 0.015 by day
     # Warm person-shaped decoys (heaters, animals), seen only in thermal: only the RGB image
     # can reject them, so a model must use the misaligned RGB. synth_decoys per labelled
     # person (thermal alone then still gives the count, by discounting a fixed share), plus
     # a number drawn uniformly in [0, synth_max_decoys] that does not depend on the crowd.
-    synth_decoys: float = 0.5
-    synth_max_decoys: int = 0
+    synth_decoys: float = 0.0
+    synth_max_decoys: int = 20
     synth_thermal_blur: float = 0.0  # px (Gaussian sigma): a softer thermal image
+    synth_shared_scene: float = 0.0  # weight in thermal of the texture the RGB ground shows
     synth_seed: int = 0
 
     BOUNDS: ClassVar[dict[str, Bound]] = {
@@ -198,7 +199,8 @@ class DataConfig:
         **dict.fromkeys(("val_size", "num_workers", "synth_min_people", "synth_max_people",
                          "synth_shift", "synth_rotation", "synth_scale", "synth_local_warp",
                          "synth_decoys", "synth_seed", "synth_max_decoys",
-                         "synth_night_brightness", "synth_night_noise", "synth_thermal_blur"),
+                         "synth_night_brightness", "synth_night_noise", "synth_thermal_blur",
+                         "synth_shared_scene"),
                         NON_NEGATIVE),
         "synth_night_fraction": FRACTION,
     }

@@ -196,6 +196,8 @@ def _thermal_image(grid, cfg, ground, crowd, warm, g) -> torch.Tensor:
     xs, ys, m = grid
     points, radii, body = crowd
     heat = 0.25 + 0.08 * ground[0]
+    if cfg.synth_shared_scene > 0:  # the scene's layout (paths, walls) seen by both cameras
+        heat = heat + cfg.synth_shared_scene * ground[1:].mean(0)
     heat = heat + _warm_figures(xs, ys, points, radii, body[0], body[1], g["people"])
     decoys, decoy_radii = _decoys(cfg, len(points), g["decoys"])
     if len(decoys):

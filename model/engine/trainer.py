@@ -110,6 +110,7 @@ class Trainer:
         scale = local_count_scale(epoch, cfg.train.local_count_ramp_epochs)
         sums: dict[str, torch.Tensor] = {}
         n_steps = n_pairs = 0
+        stepped = False
         start = time.perf_counter()
         for batch in train_batches(self.splits.train, cfg.data, cfg.train.batch_size,
                                    self.generator, device=self.device):
@@ -124,13 +125,14 @@ class Trainer:
                 out = self.forward(rgb, thermal)
             phase = self._phase(warmup, scale, batch, injected)
             total, terms = self.loss_fn(out, batch, phase=phase)
-            self._step(total)
+            stepped = self._step(total) or stepped
             # Sums stay on the device: one host sync per epoch, not per step.
             for name, value in {"loss": total, **terms}.items():
                 sums[name] = sums.get(name, 0.0) + value.detach().float()
             n_steps += 1
             n_pairs += len(batch.ids)
-        self.scheduler.step()
+        if stepped:  # an epoch in which nothing learned (a warm-up of absent modules) keeps lr
+            self.scheduler.step()
         row = {f"loss_{k}" if k != "loss" else k: v.item() / max(n_steps, 1)
                for k, v in sums.items()}
         bad = [k for k, v in row.items() if not math.isfinite(v)]
@@ -143,14 +145,16 @@ class Trainer:
                     if g.get("name") == "backbone"})  # the plan's second learning rate
         return row
 
-    def _step(self, total: torch.Tensor) -> None:
-        if not total.requires_grad:  # every term weighed 0 in this phase: nothing to learn
-            return
+    def _step(self, total: torch.Tensor) -> bool:
+        """One optimiser step; False when every term weighed 0 in this phase."""
+        if not total.requires_grad:
+            return False
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.cfg.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.train.grad_clip)
         self.optimizer.step()
+        return True
 
     def _phase(self, warmup: bool, scale: float, batch, injected) -> Phase:
         """The loss's weights this step, and the displacement it knows (data and injected)."""

@@ -84,11 +84,11 @@ class BoundedSTN(nn.Module):
     at every reference position, a softmax over the correlations with the moving features
     within +-``max_shift`` px gives where that content sits in the moving image; a weighted
     least-squares similarity transform through those matches gives shift, rotation and
-    scale, each squashed into its bound. A gate, zero at init, scales the transform, so the
+    scale, each squashed into its bound. A gate, shut at init, scales the transform, so the
     module is the identity at init and learns how far to trust the matches.
     """
 
-    def __init__(self, moving_channels: int, reference_channels: int, width: int = 32,
+    def __init__(self, moving_channels: int, reference_channels: int, width: int = 16,
                  max_shift: float = 16.0, max_rotation: float = 5.0,
                  max_scale: float = 0.05) -> None:
         super().__init__()
@@ -96,56 +96,86 @@ class BoundedSTN(nn.Module):
         self.reference_net = _matcher(reference_channels, width)
         self.radius = max(1, math.ceil(max_shift / MATCH_STRIDE))
         self.temperature = nn.Parameter(torch.tensor(10.0))
-        self.gate = nn.Parameter(torch.ones(()))
+        self.vote_temperature = nn.Parameter(torch.tensor(3.0))
+        self.gate = nn.Parameter(torch.zeros(()))
         self.register_buffer("limits", torch.tensor(
             [max_shift, max_shift, math.radians(max_rotation), max_scale]), persistent=False)
 
     def forward(self, moving: torch.Tensor, reference: torch.Tensor):
         h, w = moving.shape[-2:]
-        flow, weight = match(self.reference_net(reference), self.moving_net(moving),
-                             self.radius, self.temperature)  # (B, 2, h', w') px, (B, h'*w')
+        scores = correlate(self.reference_net(reference), self.moving_net(moving), self.radius)
+        flow, weight = soft_matches(scores, self.radius, self.temperature)
         fitted = similarity_fit(flow * MATCH_STRIDE, weight, (h, w))  # (B, 4) unbounded
+        # The shift from the scores summed over the image: one peak that every structure seen
+        # by both cameras votes for, where per-pixel matches on blank ground pull towards 0.
+        votes = scores.mean(-1, keepdim=True)  # (B, (2r+1)^2, 1)
+        # Standardised: averaging leaves the peak shallow, whatever the features' scale.
+        votes = (votes - votes.mean(1, keepdim=True)) / (votes.std(1, keepdim=True) + 1e-6)
+        shift = soft_argmax(votes, self.radius, self.vote_temperature)
+        fitted = torch.cat([shift[..., 0] * MATCH_STRIDE, fitted[:, 2:]], 1)
         limits = self.limits.clamp(min=1e-6)
-        params = self.gate * limits * torch.tanh(fitted / limits)
+        bounded = limits * torch.tanh(fitted / limits)
+        gain = torch.tanh(self.gate * GATE_RATE)
+        # Forward: gain x transform (the identity while the gate is shut). Backward: the matcher
+        # learns as if the gate were open, else random matches at init would keep it shut and
+        # the shut gate would starve the matcher of gradient.
+        params = gain * bounded + (1 - gain.detach()) * (bounded - bounded.detach())
         theta = pixel_theta(params, h, w)
         return warp(moving, theta), theta  # (B, C, H, W), (B, 2, 3)
 
 
 MATCH_STRIDE = 4  # px per feature pixel of the matcher
+# Adam moves a parameter by about lr per step: a gate that starts shut should open within tens
+# of steps, not the thousands a plain 0 -> 1 parameter would take at lr 1e-3.
+GATE_RATE = 50.0
 
 
 def _matcher(channels: int, width: int) -> nn.Sequential:
+    # Instance-normalised input: the two cameras' intensity scales have nothing in common.
     return nn.Sequential(
-        nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+        nn.InstanceNorm2d(channels),
+        nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, stride=2, padding=1), nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
         nn.Conv2d(width, width, 3, padding=1),
     )
 
 
-def match(reference: torch.Tensor, moving: torch.Tensor, radius: int,
-          temperature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Soft matches of every reference feature pixel in a (2r+1)^2 window of the moving ones.
-
-    Returns the expected displacement (B, 2, h, w) as (dx, dy) feature pixels and a confidence
-    (B, h*w): the softmax's largest probability."""
+def correlate(reference: torch.Tensor, moving: torch.Tensor, radius: int) -> torch.Tensor:
+    """Cosine similarity of every reference feature pixel with the moving ones in its
+    (2r+1)^2 window: (B, (2r+1)^2, h*w), displacements in row-major (dy, dx) order."""
     b, c, h, w = reference.shape
     side = 2 * radius + 1
     ref = F.normalize(reference.float(), dim=1)
     mov = F.normalize(moving.float(), dim=1)
     windows = F.unfold(mov, side, padding=radius).view(b, c, side * side, h * w)
-    scores = (ref.flatten(2)[:, :, None] * windows).sum(1)  # (B, side^2, h*w)
+    return (ref.flatten(2)[:, :, None] * windows).sum(1)
+
+
+def soft_argmax(scores: torch.Tensor, radius: int, temperature: torch.Tensor) -> torch.Tensor:
+    """(B, (2r+1)^2, N) scores -> expected (dx, dy) per column, (B, 2, N), feature pixels."""
     prob = torch.softmax(scores * temperature, dim=1)
-    steps = torch.arange(-radius, radius + 1, device=ref.device, dtype=ref.dtype)
+    steps = torch.arange(-radius, radius + 1, device=scores.device, dtype=scores.dtype)
     dy, dx = torch.meshgrid(steps, steps, indexing="ij")
-    flow = torch.stack([(prob * dx.reshape(1, -1, 1)).sum(1), (prob * dy.reshape(1, -1, 1)).sum(1)], 1)
-    return flow.view(b, 2, h, w), prob.max(1).values
+    return torch.stack([(prob * dx.reshape(1, -1, 1)).sum(1),
+                        (prob * dy.reshape(1, -1, 1)).sum(1)], 1)
+
+
+def soft_matches(scores: torch.Tensor, radius: int,
+                 temperature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per reference feature pixel: the expected displacement (B, 2, h*w) and a confidence
+    (B, h*w), the softmax's largest probability."""
+    confidence = torch.softmax(scores * temperature, dim=1).max(1).values
+    return soft_argmax(scores, radius, temperature), confidence
 
 
 def similarity_fit(flow: torch.Tensor, weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Weighted least squares of q = (1 + a) (p - c) + b J (p - c) + c + t through the matches
-    p -> p + flow(p): returns (tx, ty, angle, scale - 1) per image, (B, 4)."""
-    b, _, h, w = flow.shape
+    p -> p + flow(p), flow (B, 2, h*w) px: returns (tx, ty, angle, scale - 1), (B, 4)."""
+    b, _, n = flow.shape
     height, width = size
+    h, w = _grid_shape(n, size)
     ys, xs = torch.meshgrid(torch.arange(h, device=flow.device, dtype=flow.dtype),
                             torch.arange(w, device=flow.device, dtype=flow.dtype), indexing="ij")
     x = ((xs + 0.5) * width / w - width / 2).reshape(-1)  # p - c, px
@@ -153,7 +183,7 @@ def similarity_fit(flow: torch.Tensor, weight: torch.Tensor, size: tuple[int, in
     one, zero = torch.ones_like(x), torch.zeros_like(x)
     # Rows for the u and v components of the displacement: unknowns (a, b, tx, ty).
     design = torch.cat([torch.stack([x, -y, one, zero], 1), torch.stack([y, x, zero, one], 1)])
-    target = torch.cat([flow[:, 0].reshape(b, -1), flow[:, 1].reshape(b, -1)], 1)  # (B, 2N)
+    target = torch.cat([flow[:, 0], flow[:, 1]], 1)  # (B, 2N)
     wts = torch.cat([weight, weight], 1)[..., None]  # (B, 2N, 1)
     normal = design.T @ (wts * design) + 1e-3 * torch.eye(4, device=flow.device)
     solution = torch.linalg.solve(normal, design.T @ (wts[..., 0] * target)[..., None])[..., 0]
@@ -161,6 +191,13 @@ def similarity_fit(flow: torch.Tensor, weight: torch.Tensor, size: tuple[int, in
     angle = torch.atan2(rot, 1 + a)
     scale = torch.hypot(1 + a, rot) - 1
     return torch.stack([tx, ty, angle, scale], 1)
+
+
+def _grid_shape(n: int, size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of the matcher's grid over an input of ``size``: its convs halve twice (ceil)."""
+    h, w = -(-size[0] // MATCH_STRIDE), -(-size[1] // MATCH_STRIDE)
+    assert h * w == n, (h, w, n)
+    return h, w
 
 
 def pixel_theta(params: torch.Tensor, height: int, width: int) -> torch.Tensor:

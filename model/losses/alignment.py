@@ -97,7 +97,7 @@ def _gradient_magnitude(images: torch.Tensor) -> torch.Tensor:
     grey = F.avg_pool2d(images.float().mean(1, keepdim=True), 2)
     dx = grey[..., :, 1:] - grey[..., :, :-1]
     dy = grey[..., 1:, :] - grey[..., :-1, :]
-    return (dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2 + 1e-6).sqrt()
+    return (dx[..., :-1, :] ** 2 + dy[..., :, :-1] ** 2 + 1e-12).sqrt()
 
 
 def gradient_ncc(warped: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -107,6 +107,6 @@ def gradient_ncc(warped: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     gradient magnitudes correlate best when the images are registered."""
     a = _gradient_magnitude(warped).flatten(1)
     b = _gradient_magnitude(reference).flatten(1)
-    a = (a - a.mean(1, keepdim=True)) / (a.std(1, keepdim=True) + 1e-6)
-    b = (b - b.mean(1, keepdim=True)) / (b.std(1, keepdim=True) + 1e-6)
+    a = (a - a.mean(1, keepdim=True)) / (a.std(1, keepdim=True, unbiased=False) + 1e-6)
+    b = (b - b.mean(1, keepdim=True)) / (b.std(1, keepdim=True, unbiased=False) + 1e-6)
     return 1 - (a * b).mean()
