@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +132,11 @@ class Trainer:
                 sums[name] = sums.get(name, 0.0) + value.detach().float()
             n_steps += 1
             n_pairs += len(batch.ids)
-        if stepped:  # an epoch in which nothing learned (a warm-up of absent modules) keeps lr
+        with warnings.catch_warnings():
+            # Every variant follows the same schedule, also through a warm-up in which a
+            # variant without alignment modules has nothing to learn (no optimizer step).
+            if not stepped:
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
             self.scheduler.step()
         row = {f"loss_{k}" if k != "loss" else k: v.item() / max(n_steps, 1)
                for k, v in sums.items()}
