@@ -49,11 +49,14 @@ Plugins = Annotated[list[str] | None, typer.Option(
     "(repeatable).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 Log = Annotated[list[str] | None, typer.Option(
-    "--log", help="Log every run live: tensorboard (loss terms, val metrics, learning rate, "
-    "the viz pictures every few epochs) into --log-dir/<study>/<variant>/seed<N>.")]
+    "--log", help="Log every run live (repeatable): tensorboard (loss terms, val metrics, "
+    "learning rate, the viz pictures every few epochs) into --log-dir/<study>/<variant>/seed<N>; "
+    "mlflow (the same, one MLflow run per run, params and tags) to MLFLOW_TRACKING_URI, else to "
+    "--log-dir/mlflow. E.g. --log tensorboard --log mlflow.")]
 LogDir = Annotated[Path, typer.Option(
     "--log-dir", help="Root of the live logs; open one study's with: tensorboard --logdir "
-    "runs/tensorboard/<study>.")]
+    "runs/tensorboard/<study>. --log mlflow without MLFLOW_TRACKING_URI keeps its store here: "
+    "mlflow ui --backend-store-uri sqlite:///runs/tensorboard/mlflow/mlflow.db.")]
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ _SHRINK = [
     (r"(?m)^synth_n_val = \d+$", "synth_n_val = 4"),
     (r"(?m)^synth_n_test = \d+$", "synth_n_test = 4"),
     (r"(?m)^epochs = \d+$", "epochs = 1"),
+    (r"(?m)^align_warmup_epochs = \d+$", "align_warmup_epochs = 0"),
     (r"(?m)^batch_size = \d+$", "batch_size = 8"),
 ]
 

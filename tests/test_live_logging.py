@@ -17,9 +17,9 @@ def test_study_run_writes_event_files_per_run(tiny_study, in_tmp):
 
 
 def test_an_unknown_logger_is_one_line_and_no_database(tiny_study, in_tmp):
-    result = invoke("study", "run", tiny_study, "--log", "mlflow")
+    result = invoke("study", "run", tiny_study, "--log", "wandb")
     assert result.exit_code == 1
-    assert result.stderr == "Error: --log mlflow is not valid; choose one of tensorboard\n"
+    assert result.stderr == "Error: --log wandb is not valid; choose one of tensorboard, mlflow\n"
     assert not (in_tmp / "runs.db").exists()
 
 

@@ -98,8 +98,9 @@ def test_row_keys_map_to_grouped_tags():
 
 
 def test_unknown_logger_is_a_usage_error_and_no_log_is_no_hook(tmp_path):
-    with pytest.raises(UsageError, match="--log mlflow is not valid; choose one of tensorboard"):
-        live_logging(("mlflow",), tmp_path)
+    with pytest.raises(UsageError,
+                       match="--log wandb is not valid; choose one of tensorboard, mlflow"):
+        live_logging(("wandb",), tmp_path)
     assert RunOptions().live_logging() is None
     hooks = RunOptions(log=("tensorboard",), log_dir=tmp_path / "tb").live_logging()
     assert isinstance(hooks, TensorBoardHooks) and hooks.log_dir == tmp_path / "tb"

@@ -24,6 +24,12 @@ from ablate.report.baselines import (
     load_baselines,
 )
 from ablate.report.conditions import CrossRow, cross_conditions
+from ablate.report.robustness import (
+    Curves,
+    RobustnessRow,
+    robustness_by_rotation,
+    robustness_table,
+)
 from ablate.report.runs import VariantRow, resolve_study, variant_rows
 from ablate.report.table import build_table, table_metrics
 from ablate.study import Study
@@ -60,6 +66,13 @@ class Report:
     # Every condition is another dataset: one main table with a column group per part.
     by_dataset: bool = False
     dataset_key: str = DEFAULT_DATASET  # the key of baseline_dataset ("rgbtcc")
+    # What ``ablate robustness`` stored for these rows' runs, per rotation ({}: nothing).
+    robustness: Curves = field(default_factory=dict)
+
+    @property
+    def robustness_rows(self) -> list[RobustnessRow]:
+        """The robustness table: a row's mean test GAME0-3 per (rotation, shift)."""
+        return robustness_table(self.robustness)
 
     def test(self, row: str, against: str, metric: str | None = None) -> stats.PairedTest | str:
         """The paired test of ``row`` against its "parent" or the "first" variant, or the
@@ -136,8 +149,9 @@ def _build(store: RunStore, name: str, study_file: Study | None, study_notes: li
     first = next((row.key for row in rows if not row.tuned), None)
     significance, sig_notes = _significance(store, rows, first, split)
     curves = {row.key: [(run.seed, store.epochs(run.id)) for run in row.runs] for row in rows}
+    robustness, robust_notes = robustness_by_rotation(rows)
     notes = (study_notes + data_notes + [note for row in rows for note in row.notes]
-             + sig_notes + tune_notes)
+             + sig_notes + tune_notes + robust_notes)
     if not rows[0].runs[-1].config.get("data", {}).get("data_path"):
         notes.insert(0, "the variants ran on the built-in synthetic data: compare them with "
                         f"each other; the published rows ({DATASETS[dataset]} test) are "
@@ -150,7 +164,7 @@ def _build(store: RunStore, name: str, study_file: Study | None, study_notes: li
     return Report(name, study_file.description if study_file is not None else "", split,
                   store.display_url, reference, chosen, rows, table, significance, sig_metric,
                   first, _dataset(rows), names, notes, curves, tuning, DATASETS[dataset],
-                  condition or "", dataset_key=dataset)
+                  condition or "", dataset_key=dataset, robustness=robustness)
 
 
 def _significance(store: RunStore, rows: list[VariantRow], first: str | None,

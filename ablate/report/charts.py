@@ -15,6 +15,7 @@ from ablate.report import fmt
 from ablate.report.build import Report
 from ablate.report.stats import GAME_METRICS
 from ablate.report.table import header
+from ablate.robustness import plot_robustness
 
 LOSS_PREFIX = "loss"
 VAL_KEYS = tuple(f"val_{m}" for m in GAME_METRICS)
@@ -33,13 +34,26 @@ def data_uri(fig: Figure) -> str:
 
 def report_charts(report: Report) -> dict[str, Any]:
     """{"bars": uri, "curves": [(row key, uri)], "tuning": [(name, {"importances": uri,
-    "history": uri})]}."""
+    "history": uri})], "robustness": [(rotation, uri)]}."""
     return {
         "bars": game_bars(report),
         "curves": [(key, uri) for key, runs in report.curves.items()
                    if (uri := curves(key, runs)) is not None],
         "tuning": [(t["name"], tuning_charts(t)) for t in report.tuning],
+        "robustness": robustness_charts(report),
     }
+
+
+def robustness_charts(report: Report) -> list[tuple[float, str]]:
+    """Per stored rotation (0 first), test GAME0-3 against the extra shift: four panels, one
+    line per variant (``ablate.robustness.plot_robustness``)."""
+    where = f", condition {report.condition}" if report.condition else ""
+    out = []
+    for rotation, by_variant in report.robustness.items():
+        named = {plain(key): curve for key, curve in by_variant.items()}  # legend labels
+        fig = plot_robustness(named, f"{report.study}{where}: extra rotation {rotation:g} deg")
+        out.append((rotation, data_uri(fig)))
+    return out
 
 
 def game_bars(report: Report) -> str:
