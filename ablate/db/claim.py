@@ -64,26 +64,29 @@ def decide(
         .limit(1)
     ).first()
     if latest is None:
-        return ClaimResult(_insert(session, fresh, next_generation(session, fresh), now), "new")
+        return ClaimResult(_insert(session, fresh, next_generation(session, fresh, -1), now), "new")
     if latest.status == "done" and not force:
         return ClaimResult(latest, "skip-done")
     if latest.status in ("done", "pruned"):
         # A pruned run was stopped on purpose: its key starts over rather than resumes.
         action = "rerun" if latest.status == "done" else "new"
-        return ClaimResult(_insert(session, fresh, next_generation(session, fresh), now), action)
+        generation = next_generation(session, fresh, latest.generation)
+        return ClaimResult(_insert(session, fresh, generation, now), action)
     if latest.status == "running" and not is_stale(latest, stale_after, now):
         return ClaimResult(latest, "skip-busy")
     return _take_over(session, latest, fresh, now)
 
 
-def next_generation(session: Session, fresh: dict[str, Any]) -> int:
-    """One past the newest generation of the key in any condition: two conditions whose
-    configs coincide keep rows of their own under the unique constraint (``UNIQUE``), and
-    two workers inserting for one key still race for the same number."""
-    newest = session.scalar(
-        select(func.max(Run.generation)).where(*(getattr(Run, n) == fresh[n] for n in UNIQUE))
+def next_generation(session: Session, fresh: dict[str, Any], latest: int) -> int:
+    """One past ``latest`` (the key's newest generation in its own condition, -1: none) and
+    past every generation other conditions hold for the same config, which share the unique
+    constraint (``UNIQUE``). Rows of the key's own condition are not re-read: two workers
+    inserting for one key must race for the same number, so that one of them fails."""
+    others = session.scalar(
+        select(func.max(Run.generation)).where(
+            *(getattr(Run, n) == fresh[n] for n in UNIQUE), Run.condition != fresh["condition"])
     )
-    return 0 if newest is None else newest + 1
+    return max(latest, -1 if others is None else others) + 1
 
 
 def _worker(now: datetime) -> dict[str, Any]:

@@ -105,7 +105,8 @@ def _title(report: Report) -> str:
     if report.parts:
         return f"{report.study}: results against {report.reference}, by condition"
     where = f", condition {report.condition}" if report.condition else ""
-    dataset = f" ({report.baseline_dataset})" if report.condition else ""
+    synthetic = "synthetic" in report.dataset  # a condition of the built-in data names none
+    dataset = f" ({report.baseline_dataset})" if report.condition and not synthetic else ""
     return f"{report.study}{where}{dataset}: results against {report.reference}"
 
 

@@ -185,7 +185,7 @@ class DataConfig:
     # person (thermal alone then still gives the count, by discounting a fixed share), plus
     # a number drawn uniformly in [0, synth_max_decoys] that does not depend on the crowd.
     synth_decoys: float = 0.0
-    synth_max_decoys: int = 20
+    synth_max_decoys: int = 40
     synth_thermal_blur: float = 0.0  # px (Gaussian sigma): a softer thermal image
     synth_shared_scene: float = 0.0  # weight in thermal of the texture the RGB ground shows
     synth_seed: int = 0
