@@ -33,18 +33,17 @@ from model.config import RunConfig
 HOSTILE_LABEL = r"<script>alert(1)</script> 50%_&$#{}~^\ "
 HOSTILE_VARIANT = "<b>x</b>&50%_$#{}"
 N_IMAGES = 10
-STUDY_TOML = """
-[study]
-name = "mini"
-[model]
-backbone = "tiny"
-[variants.A]
-label = "plain"
-[variants.B]
-base = "A"
-label = "+ STN"
-stn = true
-[variants.C]
+
+
+def two_variant_study(name: str) -> str:
+    """The report tests' study ``name``: A (plain) and B (A + STN), tiny backbone."""
+    return (f'[study]\nname = "{name}"\n[model]\nbackbone = "tiny"\n'
+            '[variants.A]\nlabel = "plain"\n'
+            '[variants.B]\nbase = "A"\nlabel = "+ STN"\nstn = true\n')
+
+
+# Formatted with the label of C (str.format: the shared part holds no braces).
+STUDY_TOML = two_variant_study("mini") + """[variants.C]
 base = "A"
 label = {label!r}
 offset_align = true

@@ -20,19 +20,9 @@ from ablate.report.baselines import DEFAULT_FILE
 from ablate.report.table import header, table_metrics
 from ablate.study import load_study
 from model.config import RunConfig
+from tests.test_report import two_variant_study
 
-STUDY = """
-[study]
-name = "pair"
-[model]
-backbone = "tiny"
-[variants.A]
-label = "plain"
-[variants.B]
-base = "A"
-label = "+ STN"
-stn = true
-[conditions.rgbtcc]
+STUDY = two_variant_study("pair") + """[conditions.rgbtcc]
 [conditions.drone]
 dataset = "dronergbt"
 val_size = 2

@@ -15,20 +15,10 @@ from ablate.report import build_report, render_report
 from ablate.robustness.runner import RESULTS, Target, store_results
 from ablate.study import load_study
 from model.config import RunConfig
+from tests.test_report import two_variant_study
 
 SECTION = "Robustness to extra misalignment"
-STUDY_TOML = """
-[study]
-name = "robust"
-[model]
-backbone = "tiny"
-[variants.A]
-label = "plain"
-[variants.B]
-base = "A"
-label = "+ STN"
-stn = true
-"""
+STUDY_TOML = two_variant_study("robust")
 CONDITIONS = """
 [conditions.registered]
 synth_shift = 0
