@@ -155,8 +155,12 @@ def correlate(reference: torch.Tensor, moving: torch.Tensor, radius: int) -> tor
 
 def soft_argmax(scores: torch.Tensor, radius: int, temperature: torch.Tensor) -> torch.Tensor:
     """(B, (2r+1)^2, N) scores -> expected (dx, dy) per column, (B, 2, N), feature pixels."""
-    prob = torch.softmax(scores * temperature, dim=1)
-    steps = torch.arange(-radius, radius + 1, device=scores.device, dtype=scores.dtype)
+    return _expected(torch.softmax(scores * temperature, dim=1), radius)
+
+
+def _expected(prob: torch.Tensor, radius: int) -> torch.Tensor:
+    """The mean displacement under (B, (2r+1)^2, N) probabilities: (B, 2, N) as (dx, dy)."""
+    steps = torch.arange(-radius, radius + 1, device=prob.device, dtype=prob.dtype)
     dy, dx = torch.meshgrid(steps, steps, indexing="ij")
     return torch.stack([(prob * dx.reshape(1, -1, 1)).sum(1),
                         (prob * dy.reshape(1, -1, 1)).sum(1)], 1)
@@ -166,8 +170,8 @@ def soft_matches(scores: torch.Tensor, radius: int,
                  temperature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per reference feature pixel: the expected displacement (B, 2, h*w) and a confidence
     (B, h*w), the softmax's largest probability."""
-    confidence = torch.softmax(scores * temperature, dim=1).max(1).values
-    return soft_argmax(scores, radius, temperature), confidence
+    prob = torch.softmax(scores * temperature, dim=1)  # one softmax for both: (B, side^2, N)
+    return _expected(prob, radius), prob.max(1).values
 
 
 def similarity_fit(flow: torch.Tensor, weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
