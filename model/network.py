@@ -12,6 +12,9 @@ so ``forward`` runs the same code for every variant.
 
 from __future__ import annotations
 
+import contextlib
+import zlib
+
 import torch
 from torch import nn
 
@@ -25,6 +28,22 @@ from model.registry import lookup
 S4_STAGE = 1  # index of the stride-4 stage the multiscale head reads
 
 
+@contextlib.contextmanager
+def part_seed(name: str):
+    """Initial weights of one part of the network from a seed of its own: the run's seed
+    (torch's initial seed) with the part's name; torch's generator is left where it was.
+
+    A variant's parts then start exactly as its parent's, and an addition that is the identity
+    at init (the STN, the offset field) starts as the parent's very function: the difference
+    between two variants of one seed is the change, not a fresh draw of the parts they share
+    (common random numbers).
+    """
+    seed = (torch.initial_seed() + zlib.crc32(name.encode())) % 2**63
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 class TwoStreamEncoder(nn.Module):
     """Per-modality stems; stages shared (run as one batch of 2B) or one copy per modality.
 
@@ -34,8 +53,10 @@ class TwoStreamEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        rgb = build_encoder(cfg.backbone, 3, cfg.pretrained)
-        thermal = build_encoder(cfg.backbone, cfg.thermal_channels, cfg.pretrained)
+        with part_seed("encoder.rgb"):
+            rgb = build_encoder(cfg.backbone, 3, cfg.pretrained)
+        with part_seed("encoder.thermal"):
+            thermal = build_encoder(cfg.backbone, cfg.thermal_channels, cfg.pretrained)
         self.shared = cfg.shared_backbone
         self.moving_is_rgb = cfg.moving == "rgb"
         self.stem_rgb, self.stem_thermal = rgb.stem, thermal.stem
@@ -67,16 +88,22 @@ class RGBTCounter(nn.Module):
         self.encoder = TwoStreamEncoder(cfg)
         info = self.encoder.feature_info
         ref_c, mov_c = self.encoder.swap(3, cfg.thermal_channels)
-        self.stn = lookup("stn", cfg.stn_name)(mov_c, ref_c, **cfg.stn_limits())
+        with part_seed("stn"):
+            self.stn = lookup("stn", cfg.stn_name)(mov_c, ref_c, **cfg.stn_limits())
         self.align_stage = cfg.offset_stage - 1
         # Named "offset", not "aligner": checkpoints store the aligner's weights as offset.*.
-        self.offset = lookup("aligner", cfg.aligner_name)(info[self.align_stage].channels)
+        with part_seed("offset"):
+            self.offset = lookup("aligner", cfg.aligner_name)(info[self.align_stage].channels)
         deep_c = info[-1].channels
-        self.fusion = lookup("fusion", cfg.fusion)(deep_c)
-        self.domain = DomainHead(deep_c, cfg.grl_lambda) if cfg.grl else NoDomain()
-        self.head = DensityHead(deep_c)
-        self.head_s4 = (MultiScaleHead(deep_c, info[S4_STAGE].channels) if cfg.multiscale
-                        else NoHead())
+        with part_seed("fusion"):
+            self.fusion = lookup("fusion", cfg.fusion)(deep_c)
+        with part_seed("domain"):
+            self.domain = DomainHead(deep_c, cfg.grl_lambda) if cfg.grl else NoDomain()
+        with part_seed("head"):
+            self.head = DensityHead(deep_c)
+        with part_seed("head_s4"):
+            self.head_s4 = (MultiScaleHead(deep_c, info[S4_STAGE].channels) if cfg.multiscale
+                            else NoHead())
 
     def _check(self, rgb: torch.Tensor, thermal: torch.Tensor) -> None:
         cfg = self.cfg
@@ -141,3 +168,20 @@ def parameter_groups(net: RGBTCounter) -> dict[str, list[nn.Parameter]]:
     backbone = [p for p in net.parameters() if id(p) in backbone_ids]
     rest = [p for p in net.parameters() if id(p) not in backbone_ids]
     return {"backbone": backbone, "head": rest}
+
+
+ALIGNMENT_PARTS = ("stn", "offset")
+
+
+def clip_groups(net: RGBTCounter) -> list[list[nn.Parameter]]:
+    """The parameters whose gradient norm is clipped together: the counting network, then each
+    alignment module on its own.
+
+    A shared clip let the alignment modules' gradient (the counting loss reaches the STN
+    through the warped image; about 100 against the clip's 10 on registered data) shrink the
+    counting network's step tenfold, so an STN that stayed the identity still cost GAME3.
+    """
+    aligners = [list(getattr(net, name).parameters()) for name in ALIGNMENT_PARTS]
+    aligned_ids = {id(p) for params in aligners for p in params}
+    counting = [p for p in net.parameters() if id(p) not in aligned_ids]
+    return [params for params in [counting, *aligners] if params]

@@ -146,3 +146,22 @@ def test_crop_not_divisible_by_the_stride_is_refused_before_training(splits, tmp
     with pytest.raises(ConfigError, match="^crop_size=60 is not valid; it must be divisible"):
         config(crop_size=60)
     assert not any(tmp_path.iterdir())
+
+
+def test_an_aligners_large_gradient_does_not_shrink_the_counting_networks_step(tmp_path, splits):
+    trainer = Trainer(config(stn=True, offset_align=True, grad_clip=1.0), tmp_path, splits)
+    counting, stn, offset = trainer.clip_groups
+    assert [id(p) for p in stn] == [id(p) for p in trainer.net.stn.parameters()]
+    assert [id(p) for p in offset] == [id(p) for p in trainer.net.offset.parameters()]
+    everything = [id(p) for p in trainer.net.parameters()]
+    assert sorted(id(p) for group in trainer.clip_groups for p in group) == sorted(everything)
+
+    small = 0.5 / math.sqrt(sum(p.numel() for p in counting))  # counting norm 0.5: unclipped
+    total = (small * sum(p.sum() for p in counting)
+             + 1000.0 * sum(p.sum() for p in stn + offset))
+    trainer.optimizer.step = lambda: None  # keep the gradients to look at them
+    assert trainer._step(total)
+    assert all(torch.allclose(p.grad, torch.full_like(p, small)) for p in counting)
+    for group in (stn, offset):
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in group]))
+        assert norm.item() == pytest.approx(1.0, rel=1e-3)

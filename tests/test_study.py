@@ -319,3 +319,28 @@ def test_tune_table_is_kept_raw(tmp_path):
 
 def test_a_directory_is_not_a_study_file(tmp_path):
     assert error_of(tmp_path) == f"{tmp_path} is a directory, not a study file"
+
+
+def test_the_control_study_differs_between_conditions_only_in_the_misalignment():
+    """The positive control: the same scenes registered and misaligned; A without alignment,
+    every other variant with it; nothing outside alignment and the training terms changes, so
+    a cost on registered data is alignment's (the shared backbone and sum fusion stay out)."""
+    study = load_study(STUDIES / "control.toml")
+    assert list(study.conditions) == ["registered", "misaligned"]
+    assert list(study.variants) == ["A", "C", "D", "G"] and study.select_metric == "game3"
+    defaults = RunConfig().data
+    for variant in study.variants:
+        registered, misaligned = (study.config(variant, 0, condition=c) for c in study.conditions)
+        assert (registered.data.synth_shift, registered.data.synth_rotation,
+                registered.data.synth_scale) == (0, 0, 0)
+        assert (misaligned.data.synth_shift, misaligned.data.synth_rotation,
+                misaligned.data.synth_scale) == (defaults.synth_shift, defaults.synth_rotation,
+                                                 defaults.synth_scale)
+        same = registered.with_overrides({"synth_shift": misaligned.data.synth_shift,
+                                          "synth_rotation": misaligned.data.synth_rotation,
+                                          "synth_scale": misaligned.data.synth_scale})
+        assert same.config_hash() == misaligned.config_hash()
+        model = registered.model
+        assert (model.shared_backbone, model.fusion) == (False, "concat")
+        assert model.stn == (variant != "A")
+        assert registered.loss.align_loss > 0 and registered.train.align_warmup_epochs > 0

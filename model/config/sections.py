@@ -236,7 +236,7 @@ class TrainConfig:
     warmup_align_loss: float = 0.0  # weight of the supervised alignment term in the warm-up
     warmup_count_weight: float = 1.0  # x the counting terms in the warm-up (0: alignment only)
     local_count_ramp_epochs: int = 0  # raise local_count linearly from 25% over these epochs
-    grad_clip: float = 10.0  # 0 disables
+    grad_clip: float = 10.0  # max grad norm, counting net and each aligner apart; 0: off
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     channels_last: bool = True  # only applied on CUDA
     compile: bool = False

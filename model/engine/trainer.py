@@ -25,7 +25,7 @@ from model.losses import build_loss
 from model.losses.alignment import known_map, theta_to_pixels
 from model.losses.counting import Phase
 from model.metrics import selection_score
-from model.network import RGBTCounter, build_model
+from model.network import RGBTCounter, build_model, clip_groups
 
 log = logging.getLogger(__name__)
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -54,6 +54,7 @@ class Trainer:
         self.forward = torch.compile(self.net) if cfg.train.compile else self.net
         self.loss_fn = build_loss(cfg.loss, cfg.model)
         self.optimizer = build_optimizer(self.net, cfg.train)
+        self.clip_groups = clip_groups(self.net)
         self.scheduler = build_scheduler(self.optimizer, cfg.train)
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.start_epoch, self.best_score, self.best_epoch = 0, math.inf, -1
@@ -157,14 +158,18 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         if self.cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.train.grad_clip)
+            for params in self.clip_groups:
+                torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip)
         self.optimizer.step()
         return True
 
     def _phase(self, warmup: bool, scale: float, batch, injected) -> Phase:
         """The loss's weights this step, and the displacement it knows (data and injected)."""
         t = self.cfg.train
-        target = known_map(batch.thermal_to_rgb, injected, self.cfg.model.moving == "rgb")
+        weight = t.warmup_align_loss if warmup else self.cfg.loss.align_loss
+        # The map is only built when a term reads it: a few 3x3 inverses per batch otherwise.
+        target = (known_map(batch.thermal_to_rgb, injected, self.cfg.model.moving == "rgb")
+                  if weight > 0 else None)
         if not warmup:
             return Phase(local_count_scale=scale, align_target=target)
         return Phase(local_count_scale=scale, count_weight=t.warmup_count_weight,
