@@ -1,4 +1,9 @@
-"""The ``ablate`` command: a thin Typer layer over the ``ablate`` and ``model`` libraries."""
+"""The ``ablate`` command: a thin Typer layer over the ``ablate`` and ``model`` libraries.
+
+The ``cli_*`` modules import torch, the runs database, Optuna and matplotlib inside the
+commands that use them, never at their top: Typer builds every command's options for any
+``--help``, and those imports took seconds (tests/test_cli_startup.py keeps it so).
+"""
 
 from __future__ import annotations
 

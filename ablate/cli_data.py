@@ -13,9 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ablate.errors import ConfigError, UsageError
+from ablate.errors import ConfigError, DataError, UsageError
 from model.config import DataConfig
-from model.data import DataError, check_dataset, synthetic_splits, write_rgbtcc
 
 app = typer.Typer(help="Check a dataset or write the synthetic one.", no_args_is_help=True)
 _D = DataConfig()  # the synth command's defaults are the built-in dataset's
@@ -46,6 +45,8 @@ def check(
 
     Example: ablate data check data/RGBT-CC --json
     """
+    from model.data import check_dataset  # torch: only when a command runs (see ablate.cli)
+
     report = check_dataset(path)
     if as_json:
         typer.echo(json.dumps(report))
@@ -115,6 +116,8 @@ def synth(
     options = {name: value for name, value in locals().items() if name in SYNTH_OPTIONS}
     if not overwrite and any((out / split).exists() for split in ("train", "val", "test")):
         raise DataError(f"{out} already holds train/, val/ or test/; pass --overwrite to replace")
+    from model.data import synthetic_splits, write_rgbtcc
+
     splits = synthetic_splits(synth_config(options))
     written = write_rgbtcc(splits, out)
     points = {s.name: s.num_points for s in splits}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -12,9 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ablate import cli_options as opt
-from ablate.diagnose.overlays import WORST, write_overlays
-from ablate.diagnose.run import Diagnosis, diagnose
-from ablate.diagnose.search import Scored
+from ablate.diagnose import WORST
+
+if TYPE_CHECKING:
+    from ablate.diagnose.run import Diagnosis
+    from ablate.diagnose.search import Scored
 
 GAMES = ("game0", "game1", "game2", "game3")
 
@@ -65,6 +67,8 @@ def diagnose_command(
 
     Example: ablate diagnose preds/ --data-path ~/RGBT-CC --split test --out reports/diagnose
     """
+    from ablate.diagnose import diagnose  # torch: only when the command runs (see ablate.cli)
+
     result = diagnose(pred_dir, data_path, split)
     console = Console(stderr=as_json)  # with --json, stdout holds the JSON object only
     for note in result.notes:
@@ -81,5 +85,7 @@ def diagnose_command(
                       "into count and placement.")
         _say(console, f"Verdict: {result.verdict}")
     if out is not None:
+        from ablate.diagnose.overlays import write_overlays  # matplotlib: only with --out
+
         paths = write_overlays(result, out)
         _say(console, f"wrote {len(paths)} overlays to {out}")

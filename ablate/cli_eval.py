@@ -14,15 +14,13 @@ from rich.table import Table
 from ablate import cli_options as opt
 from ablate.errors import UsageError
 from model.config import DataConfig
-from model.data import load_splits
-from model.engine import oracle_check
-from model.engine.evaluate import SPLITS, evaluate_checkpoint
-from model.metrics import metrics
 
 console = Console()
 
 
 def _check_split(split: str) -> str:
+    from model.engine.evaluate import SPLITS  # torch: only when a command runs (see ablate.cli)
+
     if split not in SPLITS:
         raise UsageError(f"--split {split!r} is not valid; choose one of {', '.join(SPLITS)}")
     return split
@@ -32,6 +30,8 @@ def _metric_table(title: str, rows: Sequence[dict[str, Any]],
                   first: tuple[str, str] | None = None) -> Table:
     """One column per registered metric, one row per result; ``first`` = (key, header) of a
     column before them."""
+    from model.metrics import metrics
+
     table = Table(title=title)
     if first is not None:
         table.add_column(first[1], justify="right")
@@ -59,6 +59,8 @@ def eval_command(
 
     Example: ablate eval runs/demo/G-seed0-1a2b3c4d/best.pt --split test --save-predictions preds
     """
+    from model.engine.evaluate import evaluate_checkpoint
+
     overrides = {k: v for k, v in {"data_path": data_path and str(data_path),
                                    "device": device}.items() if v}
     summary, _ = evaluate_checkpoint(str(checkpoint), _check_split(split), overrides)
@@ -91,6 +93,9 @@ def check_eval_command(
     """
     if stride < 1:
         raise UsageError(f"--stride {stride} is not valid; it must be >= 1")
+    from model.data import load_splits
+    from model.engine import oracle_check
+
     cfg = DataConfig(data_path=str(data_path) if data_path else None)
     rows = oracle_check(getattr(load_splits(cfg), _check_split(split)), stride=stride)
     if as_json:

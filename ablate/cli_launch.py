@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from optuna.trial import TrialState
 
 from ablate import cli_options as opt
 from ablate.cli_study import seed_list
-from ablate.db import RunStore
-from ablate.db.connect import resolve_url
-from ablate.launch.checks import local_path_warning, refuse_sqlite
-from ablate.launch.slurm import LaunchRequest, batch_script, submit
-from ablate.launch.status import status_table
-from ablate.launch.worker import make_job
-from ablate.pipeline import plan
-from ablate.study import Study, load_study
-from ablate.tune.options import TuneOptions
-from ablate.tune.search import create_or_load
-from ablate.tune.session import Setup, prepare, worker_jobs
-from ablate.tune.storage import open_storage
+from ablate.study import load_study
+
+if TYPE_CHECKING:
+    from ablate.db import RunStore
+    from ablate.study import Study
+    from ablate.tune.options import TuneOptions
+    from ablate.tune.session import Setup
 
 app = typer.Typer(help="Launch workers on a Slurm cluster and follow them.",
                   no_args_is_help=True)
@@ -70,6 +64,16 @@ def launch_slurm(
     Example: ablate launch slurm studies/rgbtcc.toml --workers 8 --db
     postgresql+psycopg://me@dbhost/ablate --data-path /data/RGBT-CC --partition gpu
     """
+    # submitit, SQLAlchemy, Optuna and torch: only when the command runs (see ablate.cli)
+    from ablate.db import RunStore
+    from ablate.db.connect import resolve_url
+    from ablate.launch.checks import local_path_warning, refuse_sqlite
+    from ablate.launch.slurm import LaunchRequest, batch_script, submit
+    from ablate.launch.worker import make_job
+    from ablate.pipeline import plan
+    from ablate.tune.options import TuneOptions
+    from ablate.tune.session import prepare
+
     request = LaunchRequest(workers, gpus_per_worker, cpus_per_worker, partition, time_limit,
                             account, folder, cluster)
     request.check()
@@ -103,6 +107,12 @@ def tune_jobs(study: Study, options: TuneOptions, setup: Setup,
               store: RunStore) -> list[dict[str, Any]]:
     """Each task may run every trial asked for, and all of them stop at the global cap: a task
     requeued, or one that finishes early, still leaves exactly that many trials."""
+    from optuna.trial import TrialState
+
+    from ablate.tune.search import create_or_load
+    from ablate.tune.session import worker_jobs
+    from ablate.tune.storage import open_storage
+
     strategy = setup.strategy
     found = create_or_load(open_storage(setup.target), setup.name, setup.spec,
                            strategy.build_sampler(), strategy.build_pruner(setup.epochs))
@@ -120,6 +130,9 @@ def launch_status(folder: Folder = Path("slurm"), db: opt.Db = None) -> None:
 
     Example: ablate launch status --folder slurm --db postgresql+psycopg://me@dbhost/ablate
     """
+    from ablate.db import RunStore
+    from ablate.launch.status import status_table
+
     with RunStore(db, readonly=True) as store:
         status_table(folder, store)
 

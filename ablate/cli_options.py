@@ -13,14 +13,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ablate.errors import DataError, UsageError
-from ablate.pipeline import Hooks
 from ablate.study import PER_RUN_KEYS, Study
-from model.data import detect_format
+
+if TYPE_CHECKING:
+    from ablate.pipeline import Hooks
 
 DataPath = Annotated[Path | None, typer.Option(
     "--data-path", help="RGBT-CC or DroneRGBT root. Default: the built-in synthetic data.")]
@@ -121,6 +122,8 @@ def checked_root(path: Path, shown: str) -> str:
     hash do not depend on the cwd; a missing root or unknown layout fails before any claim."""
     if not path.exists():
         raise DataError(f"--data-path {shown} does not exist")
+    from model.data import detect_format  # model.data imports torch (see ablate.cli)
+
     detect_format(path)
     return str(path.resolve())
 

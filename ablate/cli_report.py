@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from ablate import cli_options as opt
-from ablate.db import RunStore
 from ablate.errors import UsageError
 
 
@@ -43,6 +42,7 @@ def report_command(
 
     Example: ablate report demo --format latex --baselines BM,IADM --dataset rgbtcc
     """
+    from ablate.db import RunStore  # SQLAlchemy and torch: only when a command runs (ablate.cli)
     from ablate.report import build_report, write_report
     from ablate.report.render import FORMATS
 
@@ -77,6 +77,7 @@ def viz_command(
 
     Example: ablate viz 7 --out reports/viz/run7 --images 4 --split test
     """
+    from ablate.db import RunStore
     from ablate.viz import default_dir, write_pictures
 
     if data_path is not None and not data_path.exists():

@@ -10,8 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from ablate import cli_options as opt
-from ablate.robustness import parse_values, run_robustness
-from ablate.robustness.runner import KEYS
 
 console = Console()
 
@@ -40,6 +38,9 @@ def robustness_command(
 
     Example: ablate robustness --study demo --shifts 0,4,8,16 --rotations 0
     """
+    from ablate.robustness import parse_values, run_robustness  # torch (see ablate.cli)
+    from ablate.robustness.runner import KEYS
+
     shift_values = parse_values(shifts, "--shifts", minimum=0.0)
     rotation_values = parse_values(rotations, "--rotations")
     rows = run_robustness(db, run_id, study, shift_values, rotation_values, device)

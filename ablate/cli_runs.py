@@ -11,8 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from ablate import cli_options as opt
-from ablate.db import RunStore
-from model.metrics import metrics
 
 app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
 console = Console()
@@ -37,6 +35,8 @@ def list_runs(
 
     Example: ablate runs list --study control --condition misaligned
     """
+    from ablate.db import RunStore  # SQLAlchemy and torch: only when a command runs (ablate.cli)
+
     with RunStore(db, readonly=True) as store:
         if study is not None:
             store.check_study(study)
@@ -50,6 +50,8 @@ def list_runs(
 def _runs_table(rows: list[dict]) -> Table:
     """Test metrics per run; one study's runs name it in the title instead of a column, so
     every metric fits an 80-column terminal."""
+    from model.metrics import metrics
+
     studies = sorted({r["study"] for r in rows})
     conditions = any(r["condition"] for r in rows)  # a column only where a study has them
     keys = ["id", *(["study"] if len(studies) > 1 else []),
@@ -76,6 +78,8 @@ def show_run(
 
     Example: ablate runs show 3
     """
+    from ablate.db import RunStore
+
     with RunStore(db, readonly=True) as store:
         run = store.get_run(run_id)
         info = run.as_dict()

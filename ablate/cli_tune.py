@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,14 +13,12 @@ from rich.table import Table
 from ablate import cli_options as opt
 from ablate.errors import TrainingError, UsageError
 from ablate.launch.slots import Gpus, plan_slots
-from ablate.pipeline import RunOutcome
-from ablate.progress import reporter
 from ablate.study import Study, load_study
-from ablate.tune.objective import BEST_SUFFIX
-from ablate.tune.options import TuneOptions
-from ablate.tune.session import TuneResult, confirm, search
-from ablate.tune.space import objective_metrics
-from ablate.tune.summary import print_summary
+
+if TYPE_CHECKING:
+    from ablate.pipeline import RunOutcome
+    from ablate.tune.options import TuneOptions
+    from ablate.tune.session import TuneResult
 
 out = Console()
 err = Console(stderr=True)
@@ -68,6 +66,11 @@ def tune_command(
 
     Example: ablate tune studies/demo.toml --n-trials 20 --workers 2 --confirm-seeds 3
     """
+    # Optuna, SQLAlchemy and torch: only when the command runs (see ablate.cli)
+    from ablate.tune.options import TuneOptions
+    from ablate.tune.session import search
+    from ablate.tune.summary import print_summary
+
     if options.log:  # trials are logged in the runs database and Optuna's storage
         raise UsageError("--log is for `ablate run` and `ablate study run`; tuning trials "
                          "are recorded in the runs database (ablate report shows them)")
@@ -92,6 +95,9 @@ def tune_command(
 
 def _confirm(study: Study, options: TuneOptions, result: TuneResult) -> None:
     """--confirm-seeds: the best params as normal runs, and their test metrics."""
+    from ablate.progress import reporter
+    from ablate.tune.session import confirm
+
     with reporter(options.quiet, err) as shown:
         outcomes = confirm(study, options, result, shown)
     out.print(confirm_table(result, outcomes))
@@ -102,6 +108,9 @@ def _confirm(study: Study, options: TuneOptions, result: TuneResult) -> None:
 
 def confirm_table(result: TuneResult, outcomes: list[RunOutcome]) -> Table:
     """The confirm runs' test metrics, with mean and sd over the seeds that finished."""
+    from ablate.tune.objective import BEST_SUFFIX
+    from ablate.tune.space import objective_metrics
+
     metrics = objective_metrics()
     table = Table(title=f"{result.spec.variant}{BEST_SUFFIX}: best params of trial "
                   f"{result.summary['best_trial']} on test, {len(outcomes)} seed(s)")

@@ -40,6 +40,8 @@ def register(kind: str, name: str) -> Callable[[T], T]:
         raise ConfigError(f"registry name {name!r} is not valid; use a non-empty word")
 
     def add(obj: T) -> T:
+        if getattr(obj, "__module__", None) not in BUILTINS[kind]:
+            _load(kind)  # a plugin's entry comes after the built-ins, whatever loaded first
         entries = _ENTRIES[kind]
         if name in entries and entries[name] is not obj:
             raise ConfigError(f"{kind} {name!r} is registered twice ({entries[name]!r}, {obj!r})")

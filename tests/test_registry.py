@@ -1,6 +1,9 @@
 """Every registry entry keeps its kind's contract, whichever module registered it; a part
 registered by a test is a valid config choice and is what the network builds."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -138,3 +141,15 @@ def test_an_unregistered_aligner_is_refused_with_the_valid_names():
     with pytest.raises(ConfigError, match=r"offset_mode='test_shift' is not valid; "
                                           r"choose one of none, flow, deform"):
         ModelConfig(offset_align=True, offset_mode="test_shift")
+
+
+def test_a_plugin_registered_first_still_lists_after_the_built_ins():
+    """A plugin may register before anything imported the built-in aligners (the CLI no longer
+    imports them at start-up); the valid names still read built-ins first."""
+    code = ("from model.registry import names, register\n"
+            "register('aligner', 'mine')(type('Mine', (), {}))\n"
+            "print(','.join(names('aligner')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    listed = done.stdout.strip().split(",")
+    assert listed[-1] == "mine" and {"none", "flow", "deform"} <= set(listed[:-1])

@@ -6,7 +6,22 @@ stride, padding) when GAME1-3 are far worse than GAME0.
 ablate checkpoint's maps in the format it reads (one ``<id>.npy`` per image).
 """
 
-from ablate.diagnose.export import write_predictions
-from ablate.diagnose.run import Diagnosis, diagnose
+from typing import Any
 
-__all__ = ["Diagnosis", "diagnose", "write_predictions"]
+__all__ = ["WORST", "Diagnosis", "diagnose", "write_predictions"]
+
+WORST = 6  # worst images ``overlays`` draws: enough to see a pattern, few enough to look at
+
+
+def __getattr__(name: str) -> Any:
+    # Both import torch (seconds): only when asked for, so that ``ablate diagnose --help``,
+    # which shows WORST, stays light.
+    if name == "write_predictions":
+        from ablate.diagnose.export import write_predictions
+
+        return write_predictions
+    if name in ("Diagnosis", "diagnose"):
+        from ablate.diagnose import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,12 +12,11 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from ablate.diagnose import WORST
 from ablate.diagnose.hypotheses import apply, full_map
 from ablate.diagnose.run import Diagnosis
 from ablate.errors import UsageError
 from ablate.paths import inside
-
-WORST = 6  # images drawn: enough to see a pattern, few enough to look at
 
 
 def _grey(image: torch.Tensor) -> np.ndarray:
