@@ -42,7 +42,7 @@ def report_command(
 
     Example: ablate report demo --format latex --baselines BM,IADM --dataset rgbtcc
     """
-    from ablate.db import RunStore  # SQLAlchemy and torch: only when a command runs (ablate.cli)
+    from ablate.db import RunStore  # SQLAlchemy: only when a command runs (ablate.cli)
     from ablate.report import build_report, write_report
     from ablate.report.render import FORMATS
 

@@ -35,7 +35,7 @@ def list_runs(
 
     Example: ablate runs list --study control --condition misaligned
     """
-    from ablate.db import RunStore  # SQLAlchemy and torch: only when a command runs (ablate.cli)
+    from ablate.db import RunStore  # SQLAlchemy: only when a command runs (ablate.cli)
 
     with RunStore(db, readonly=True) as store:
         if study is not None:

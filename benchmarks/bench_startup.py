@@ -1,5 +1,6 @@
 """Start-up of the ``ablate`` command: the wall time of ``--help``, which every command pays
-before it does anything.
+before it does anything, and of the commands that only read (``runs list``, ``runs show``,
+``study show``), which should pay nothing for the libraries they do not use.
 
 Each command is a fresh process running what the ``ablate`` console script runs, with this
 interpreter, on the checkout ``--root`` (default: this one); the median of ``--repeats`` runs
@@ -9,6 +10,7 @@ interpreter's bare start (``python -c pass``) is timed too: no command can start
 
     python benchmarks/bench_startup.py                          # this checkout, 5 repeats
     python benchmarks/bench_startup.py --root /tmp/before --repeats 11 --json before.json
+    python benchmarks/bench_startup.py --db /tmp/final0/runs.db   # also the reading commands
 
 Results and the commands that produced them are kept in BENCHMARKS.md.
 """
@@ -26,16 +28,21 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ((), ("runs", "list"), ("report",), ("study", "run"))
+HELPS = ((), ("runs", "list"), ("report",), ("study", "run"))
+STUDY = "studies/control.toml"  # relative to --root, so each checkout reads its own
 ENTRY = "from ablate.cli import main; main()"  # the console script's code (pyproject.toml)
 
 
-def cases() -> list[tuple[str, list[str]]]:
-    """(what is shown, the process to run) for the bare interpreter and every command."""
+def cases(db: Path | None) -> list[tuple[str, list[str]]]:
+    """(what is shown, the process to run) for the bare interpreter, every command's help and,
+    given a runs database, the commands that only read it (run 1 must exist)."""
+    commands = [(*command, "--help") for command in HELPS]
+    if db is not None:
+        commands += [("runs", "list", "--db", str(db)), ("runs", "show", "1", "--db", str(db))]
+    commands.append(("study", "show", STUDY))
     timed = [("python -c pass", [sys.executable, "-c", "pass"])]
-    for command in COMMANDS:
-        shown = " ".join(("ablate", *command, "--help"))
-        timed.append((shown, [sys.executable, "-c", ENTRY, *command, "--help"]))
+    for command in commands:
+        timed.append((" ".join(("ablate", *command)), [sys.executable, "-c", ENTRY, *command]))
     return timed
 
 
@@ -52,8 +59,8 @@ def wall_time(argv: list[str], root: Path) -> float:
     return wall
 
 
-def measure(root: Path, repeats: int) -> list[dict]:
-    timed = cases()
+def measure(root: Path, repeats: int, db: Path | None) -> list[dict]:
+    timed = cases(db)
     times: dict[str, list[float]] = {shown: [] for shown, _ in timed}
     for round_ in range(repeats + 1):
         for shown, argv in timed:
@@ -87,6 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--root", type=Path, default=REPO,
                         help="Checkout whose ablate is timed, e.g. a worktree of an older commit.")
     parser.add_argument("--repeats", type=int, default=5, help="Timed runs of each command.")
+    parser.add_argument("--db", type=Path,
+                        help="Runs database that `runs list` and `runs show 1` read (read-only).")
     parser.add_argument("--json", type=Path, help="Write the results here too.")
     args = parser.parse_args(argv)
     if args.repeats < 1:
@@ -96,7 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
               "python": platform.python_version(), "cpus": os.cpu_count(),
               "command": " ".join(["python", "benchmarks/bench_startup.py",
                                    *(sys.argv[1:] if argv is None else argv)]),
-              "results": measure(root, args.repeats)}
+              "results": measure(root, args.repeats,
+                                 args.db.resolve() if args.db else None)}
     print(f"{root} at {report['revision']}, median of {args.repeats} runs:")
     print(table(report["results"]))
     if args.json:

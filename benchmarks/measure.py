@@ -39,7 +39,7 @@ from model.data import (
 )
 from model.engine import Trainer, evaluate
 from model.engine.device import autocast
-from model.metrics import MetricAccumulator
+from model.game import MetricAccumulator
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_STUDY = ROOT / "studies" / "demo.toml"

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from model.metrics import check_points
+from model.game import check_points
 
 
 def inside_points(points: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:

@@ -25,7 +25,7 @@ from model.data import (
     warp_points,
 )
 from model.data.loader import _device_batches
-from model.metrics import point_map
+from model.game import point_map
 from model.targets import gaussian_density
 
 

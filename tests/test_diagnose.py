@@ -24,7 +24,7 @@ from ablate.errors import AblateError, DataError, UsageError
 from model.config import DataConfig
 from model.data import write_rgbtcc
 from model.data.synth import synthetic_pairs
-from model.metrics import game_per_image, point_map
+from model.game import game_per_image, point_map
 from model.targets import gaussian_density
 
 HEIGHT, WIDTH, STRIDE, MARGIN = 64, 88, 8, 16

@@ -10,16 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from model.data.batch import Batch
-from model.metrics import (
-    MetricAccumulator,
-    aggregate,
-    cell_sums,
-    game_per_image,
-    metric,
-    metric_names,
-    point_map,
-    upsample_density,
-)
+from model.game import MetricAccumulator, cell_sums, game_per_image, point_map, upsample_density
+from model.metrics import aggregate, metric, metric_names
 from model.registry import unregister
 
 

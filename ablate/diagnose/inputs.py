@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ablate.errors import DataError, UsageError
-from model.metrics import point_map
+from model.game import point_map
 
 MAP_SUFFIXES = (".npy", ".pt")
 POINT_SUFFIXES = (".json", ".txt")

@@ -16,7 +16,8 @@ from ablate.diagnose.search import Scored
 from ablate.diagnose.truth import SplitData, Truth
 from ablate.diagnose.verdict import choose, sentence
 from ablate.errors import UsageError
-from model.metrics import GAME_LEVELS, aggregate, game_per_image
+from model.game import game_per_image
+from model.metrics import GAME_LEVELS, aggregate
 
 PAD_ALLOWANCE = 64  # input px a map may cover beyond the image (a padded input) and still fit
 LISTED = 5  # problems of one kind listed one per line before the rest become a count

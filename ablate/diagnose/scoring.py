@@ -1,11 +1,11 @@
 """The official GAME protocol as two small matrices, so that hundreds of candidate corrections
 can be scored per image in microseconds.
 
-The protocol's bicubic resize (``model.metrics.upsample_density``) is linear and separable, and
-the GAME cells are sums over row and column ranges (``model.metrics.cell_sums``), so the
+The protocol's bicubic resize (``model.game.upsample_density``) is linear and separable, and
+the GAME cells are sums over row and column ranges (``model.game.cell_sums``), so the
 level-3 cell sums of a (h, w) map are ``R @ map @ C.T / ratio**2`` with R (8, h) and C (8, w)
 built once per (h, H) by pushing an identity basis through the official resize and cell code.
-Level 0-2 errors then come from ``model.metrics.level_errors`` and the set from ``aggregate``:
+Level 0-2 errors then come from ``model.game.level_errors`` and the set from ``aggregate``:
 the same numbers as ``game_per_image`` (a test checks it to 1e-9), about 1000 times faster.
 """
 
@@ -16,7 +16,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from model.metrics import GAME_LEVELS, cell_sums, level_errors
+from model.game import cell_sums, level_errors
+from model.metrics import GAME_LEVELS
 
 CELLS = 2 ** GAME_LEVELS[-1]  # finest cells per side (8)
 
@@ -62,7 +63,7 @@ def map_cells(density: torch.Tensor, image_size: tuple[int, int]) -> torch.Tenso
 
 
 def truth_cells(truth_map: torch.Tensor) -> torch.Tensor:
-    """(8, 8) cell sums of the rasterised ground truth (``model.metrics.point_map``)."""
+    """(8, 8) cell sums of the rasterised ground truth (``model.game.point_map``)."""
     return cell_sums(truth_map.to(torch.float64), CELLS)
 
 

@@ -22,7 +22,7 @@ from model.data import Sample, detect_format, load_splits
 from model.data.io import load_pair
 from model.data.layouts import SCANNERS
 from model.data.synth import synthetic_pairs
-from model.metrics import point_map
+from model.game import point_map
 
 SPLITS = ("train", "val", "test")
 

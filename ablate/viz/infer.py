@@ -17,8 +17,8 @@ from model.config import RunConfig
 from model.data import PairSet, Sample, Splits, eval_batches, load_splits, normalize
 from model.engine import checkpoint
 from model.engine.evaluate import head_alignment_errors, pad_to
+from model.game import game_per_image, upsample_density
 from model.layers.stn import theta_translation_px
-from model.metrics import game_per_image, upsample_density
 from model.network import RGBTCounter
 
 

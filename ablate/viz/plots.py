@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from scipy import ndimage
 
 from ablate.viz.infer import Inference
-from model.metrics import cell_sums, point_map
+from model.game import cell_sums, point_map
 
 LOSS_TERMS = ("loss_density", "loss_feat_l1", "loss_tv", "loss_local_count", "loss_domain",
               "loss_density_s4", "loss")

@@ -36,7 +36,7 @@ SEED = Bound("in [0, 4294967295]", lambda v: 0 <= v < 2**32)  # numpy's seed ran
 
 def select_metrics() -> tuple[str, ...]:
     """Valid ``select_metric`` values: every registered metric and the sum of GAME0-3."""
-    from model.metrics import metric_names  # the metric registry imports torch: load lazily
+    from model.metrics import metric_names  # metric plugins register after this module loads
 
     return (*metric_names(), "game_sum")
 

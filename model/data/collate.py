@@ -3,7 +3,7 @@
 The targets live elsewhere, each in one place: Gaussian density maps at the output stride in
 ``model.targets.gaussian_density`` (built on the device inside the loss), the point lists the
 Bayesian loss consumes in ``Batch.points``, and the protocol's rasterised point map in
-``model.metrics.point_map``.
+``model.game.point_map``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from model.data import NormStats, PairSet, eval_batches, load_splits, normalize
 from model.engine import checkpoint
 from model.engine.device import autocast, resolve_device
 from model.errors import ConfigError
-from model.metrics import ALIGN_KEYS, MetricAccumulator, point_map
+from model.game import MetricAccumulator, point_map
+from model.metrics import ALIGN_KEYS
 from model.output import ModelOutput
 
 SPLITS = ("train", "val", "test")

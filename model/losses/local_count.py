@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from model.metrics import cell_sums
+from model.game import cell_sums
 
 
 def local_count_loss(
