@@ -3,6 +3,7 @@ resumable from the last epoch's checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -166,14 +167,15 @@ class Trainer:
     def _phase(self, warmup: bool, scale: float, batch, injected) -> Phase:
         """The loss's weights this step, and the displacement it knows (data and injected)."""
         t = self.cfg.train
-        weight = t.warmup_align_loss if warmup else self.cfg.loss.align_loss
-        # The map is only built when a term reads it: a few 3x3 inverses per batch otherwise.
-        target = (known_map(batch.thermal_to_rgb, injected, self.cfg.model.moving == "rgb")
-                  if weight > 0 else None)
-        if not warmup:
-            return Phase(local_count_scale=scale, align_target=target)
-        return Phase(local_count_scale=scale, count_weight=t.warmup_count_weight,
-                     align_weight=t.warmup_align_loss, align_target=target)
+        if warmup:
+            phase = Phase(local_count_scale=scale, count_weight=t.warmup_count_weight,
+                          align_weight=t.warmup_align_loss)
+        else:
+            phase = Phase(local_count_scale=scale, align_weight=self.cfg.loss.align_loss)
+        if phase.align_weight == 0:
+            return phase  # no term reads the map: spare its 3x3 inverses per batch
+        target = known_map(batch.thermal_to_rgb, injected, self.cfg.model.moving == "rgb")
+        return dataclasses.replace(phase, align_target=target)
 
     def _misalign(self, rgb: torch.Tensor, thermal: torch.Tensor):
         """Plan priority 6: warm the alignment modules up on a known extra misalignment; also
