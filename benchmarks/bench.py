@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, r
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 
-from ablate.study import load_study  # noqa: E402
+from ablate.study.study import load_study  # noqa: E402
 from benchmarks import measure  # noqa: E402
 from benchmarks.report import print_report, targets  # noqa: E402
 from model.config import DataConfig  # noqa: E402

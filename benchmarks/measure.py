@@ -22,7 +22,7 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 import model.engine.trainer as trainer_module
-from ablate.study import load_study
+from ablate.study.study import load_study
 from model.config import DataConfig, RunConfig, TrainConfig
 from model.data import (
     Batch,

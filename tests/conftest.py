@@ -19,8 +19,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ablate.cli import app
-from ablate.study import load_study
+from ablate.cli.app import app
+from ablate.study.study import load_study
 
 # The tests' tensors are tiny: a second intra-op thread only adds synchronisation, and on a
 # shared or busy 2-core machine it made the tiny study 10x slower (15 s against 1.6 s).
@@ -116,7 +116,7 @@ def cli_env() -> dict[str, str]:
 
 
 # What the `ablate` console script runs, with this interpreter whatever the PATH says.
-ABLATE = [sys.executable, "-c", "from ablate.cli import main; main()"]
+ABLATE = [sys.executable, "-c", "from ablate.cli.app import main; main()"]
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ablate.cli import app
+from ablate.cli.app import app
 from model.config import RunConfig
 from model.engine import checkpoint
 from model.engine.evaluate import evaluate_checkpoint

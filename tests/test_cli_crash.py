@@ -19,8 +19,9 @@ from conftest import ABLATE, VARIANTS, cli_env, ok, runs_json, tiny_study_text
 
 from ablate.db import RunStore
 from ablate.errors import AblateError
-from ablate.pipeline import execute, plan
-from ablate.study import load_study
+from ablate.run.execute import execute
+from ablate.study.plan import plan
+from ablate.study.study import load_study
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +129,7 @@ def test_epoch_checkpointed_but_not_recorded_is_backfilled(tiny_study, in_tmp, m
 # torch by then, so they really run side by side however unevenly the machine starts them.
 _ON_GO = (
     "import pathlib, sys, time\n"
-    "from ablate.cli import main\n"
+    "from ablate.cli.app import main\n"
     "ready, go = pathlib.Path(sys.argv.pop(1)), pathlib.Path(sys.argv.pop(1))\n"
     "ready.touch()\n"
     "while not go.exists():\n"

@@ -24,7 +24,7 @@ RENDER_EVERY_HELP = """
 import json, sys
 import typer.main
 from typer.testing import CliRunner
-from ablate.cli import app
+from ablate.cli.app import app
 
 def paths(command, path=()):
     yield path
@@ -46,7 +46,7 @@ READ_THE_RUNS = """
 import json, sys
 from typer.testing import CliRunner
 import ablate.db
-from ablate.cli import app
+from ablate.cli.app import app
 
 db = sys.argv[1]
 with ablate.db.RunStore(db, readonly=True) as store:

@@ -21,9 +21,9 @@ from conftest import (
     tiny_study_text,
 )
 
-from ablate.cli import app
+from ablate.cli.app import app
 from ablate.db import RunStore
-from ablate.study import load_study
+from ablate.study.study import load_study
 
 LIST_KEYS = {"id", "study", "variant", "seed", "status", "config_hash", *METRIC_KEYS}
 N = len(VARIANTS)

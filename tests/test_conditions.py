@@ -12,9 +12,9 @@ import pytest
 from scipy import stats as scipy_stats
 
 from ablate.db import RunStore
-from ablate.pipeline import plan
 from ablate.report import build_report, load_baselines, render_report
-from ablate.study import load_study
+from ablate.study.plan import plan
+from ablate.study.study import load_study
 from tests.conftest import invoke, ok, runs_json, tiny_study_text
 from tests.test_real_format import write_dronergbt, write_rgbtcc
 
@@ -90,7 +90,7 @@ def test_unknown_condition_option_is_one_line_error(two_conditions, in_tmp):
 
 
 def test_data_path_per_condition_sets_only_that_condition(tmp_path):
-    from ablate.cli_options import RunOptions, split_data_paths
+    from ablate.cli.options import RunOptions, split_data_paths
 
     rgbtcc = write_rgbtcc(tmp_path / "RGBT-CC")
     path = tmp_path / "two.toml"

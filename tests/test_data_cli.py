@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from ablate.cli import app
+from ablate.cli.app import app
 
 SMALL = ["--n", "4", "--height", "48", "--width", "64", "--max-people", "8"]
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from ablate.cli import app
+from ablate.cli.app import app
 from ablate.db import SCHEMA_VERSION, RunStore
 from ablate.errors import AblateError, DatabaseError
 

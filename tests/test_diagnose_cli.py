@@ -1,7 +1,7 @@
 """``ablate diagnose`` through a CLI runner, and the maps ``write_predictions`` exports.
 
 The command is registered on a local Typer app carrying the same error formatter as
-``ablate.cli`` (``errors_cli.report``), so these tests do not depend on the registration.
+``ablate.cli.app`` (``errors_cli.report``), so these tests do not depend on the registration.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ablate.cli_diagnose import diagnose_command
+from ablate.cli.diagnose import diagnose_command
+from ablate.cli.errors import report
 from ablate.diagnose.export import write_predictions
 from ablate.diagnose.run import diagnose
 from ablate.errors import AblateError
-from ablate.errors_cli import report
 from model.config import RunConfig
 from model.data import synthetic_splits, write_rgbtcc
 from model.engine import checkpoint
@@ -37,7 +37,7 @@ def _app() -> typer.Typer:
 
 
 def _invoke(*args: str):
-    """Run like ``ablate.cli``: an AblateError becomes one ``Error:`` line and exit code 1."""
+    """Run like ``ablate.cli.app``: an AblateError becomes one ``Error:`` line and exit code 1."""
     try:
         result = CliRunner().invoke(_app(), ["diagnose", *args], catch_exceptions=False)
     except AblateError as exc:

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ablate.cli import _OneLineErrors, app
+from ablate.cli.app import _OneLineErrors, app
 from ablate.errors import ConfigError, DataError
 
 demo = typer.Typer(cls=_OneLineErrors)

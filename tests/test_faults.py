@@ -16,8 +16,10 @@ from conftest import ABLATE, VARIANTS, cli_env, invoke, runs_json
 from test_workers import rows_of, slow_plugin, start_study, wait_for
 
 from ablate.db import RunStore
-from ablate.pipeline import Hooks, execute, plan
-from ablate.study import load_study
+from ablate.run.execute import execute
+from ablate.run.hooks import Hooks
+from ablate.study.plan import plan
+from ablate.study.study import load_study
 from model.engine.checkpoint import LAST, PREVIOUS, load_resumable
 
 # Imported by every worker: the run of variant B runs out of GPU memory at its first step.

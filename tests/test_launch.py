@@ -14,14 +14,16 @@ import submitit
 from conftest import REPO, VARIANTS, cli_env, invoke, ok, runs_json
 from test_workers import rows_of, wait_for
 
-from ablate.cli import app
-from ablate.cli_launch import app as launch_app
+from ablate.cli.app import app
+from ablate.cli.launch import app as launch_app
 from ablate.errors import UsageError
 from ablate.launch.checks import local_path_warning, mount_of
 from ablate.launch.jobs import StudyWorker
 from ablate.launch.slurm import minutes
-from ablate.pipeline import Hooks, execute, plan
-from ablate.study import load_study
+from ablate.run.execute import execute
+from ablate.run.hooks import Hooks
+from ablate.study.plan import plan
+from ablate.study.study import load_study
 
 # Until ablate/cli.py registers `ablate launch` (its owner does), the tests add it themselves.
 if "launch" not in {group.name for group in app.registered_groups}:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import ablate.db
-from ablate.cli import app
+from ablate.cli.app import app
 from ablate.db import RunStore
 from ablate.report import build_report, render_report
 from model import registry

@@ -15,10 +15,19 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ablate.db import RunStore
 from ablate.errors import UsageError
-from ablate.live_tags import scalar_tag
-from ablate.mlflow_log import MAX_PARAM, MISSING, MlflowHooks, mlflow_hooks, run_name, run_params
-from ablate.pipeline import Chain, Hooks, Pruned, RunOutcome, RunSpec, execute, plan
-from ablate.study import load_study
+from ablate.live.mlflow_log import (
+    MAX_PARAM,
+    MISSING,
+    MlflowHooks,
+    mlflow_hooks,
+    run_name,
+    run_params,
+)
+from ablate.live.tags import scalar_tag
+from ablate.run.execute import execute
+from ablate.run.hooks import Chain, Hooks, Pruned, RunOutcome
+from ablate.study.plan import RunSpec, plan
+from ablate.study.study import load_study
 from model.config import RunConfig
 from tests.conftest import TINY_NAME, invoke, ok, tiny_study_text
 
@@ -151,7 +160,7 @@ def test_without_the_mlflow_package_it_is_one_line_and_no_database(tiny_study, i
                                                                     monkeypatch):
     for name in [m for m in sys.modules if m.split(".")[0] == "mlflow"] + ["mlflow"]:
         monkeypatch.setitem(sys.modules, name, None)  # importing it fails as if absent
-    monkeypatch.delitem(sys.modules, "ablate.mlflow_log", raising=False)
+    monkeypatch.delitem(sys.modules, "ablate.live.mlflow_log", raising=False)
     result = invoke("study", "run", tiny_study, "--log", "mlflow")
     assert result.exit_code == 1
     assert result.stderr == f"Error: {MISSING}\n"
@@ -171,8 +180,8 @@ def test_an_unusable_tracking_uri_is_one_line_before_any_run(tiny_study, in_tmp)
 
 
 def test_help_and_other_loggers_do_not_import_mlflow():
-    code = ("import sys; from typer.testing import CliRunner; from ablate.cli import app; "
-            "from ablate.cli_options import RunOptions; "
+    code = ("import sys; from typer.testing import CliRunner; from ablate.cli.app import app; "
+            "from ablate.cli.options import RunOptions; "
             "CliRunner().invoke(app, ['study', 'run', '--help']); "
             "RunOptions(log=('tensorboard',)).live_logging(); "
             "print('mlflow' in sys.modules)")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ablate.study import load_study
+from ablate.study.study import load_study
 from model.config import ModelConfig
 from model.data.batch import Batch
 from model.layers.grl import grad_reverse

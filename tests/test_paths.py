@@ -11,8 +11,8 @@ from conftest import ok, runs_json, tiny_study_text
 
 from ablate.errors import UsageError
 from ablate.paths import MAX_NAME, inside, safe_name
-from ablate.pipeline import choose_save_dir
-from ablate.study import load_study
+from ablate.study.plan import choose_save_dir
+from ablate.study.study import load_study
 from ablate.tune import parse_tune
 from ablate.tune.objective import Objective
 

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-import ablate.pipeline
+import ablate.run.execute
 from ablate.db import RunStore
 from ablate.errors import ConfigError, UsageError
-from ablate.pipeline import Hooks, Pruned, RunSpec, execute, plan
-from ablate.study import Study, load_study
+from ablate.run.execute import execute
+from ablate.run.hooks import Hooks, Pruned
+from ablate.study.plan import RunSpec, plan
+from ablate.study.study import Study, load_study
 from model.engine.checkpoint import LAST
 from model.engine.trainer import TrainResult
 from model.metrics import metric_names
@@ -81,7 +83,7 @@ def study(tmp_path: Path) -> Study:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTrain:
     trainer = FakeTrain()
-    monkeypatch.setattr(ablate.pipeline, "train", trainer)
+    monkeypatch.setattr(ablate.run.execute, "train", trainer)
     return trainer
 
 

@@ -8,7 +8,7 @@ from conftest import invoke, ok, runs_json
 
 from ablate.errors import AblateError, PluginError
 from ablate.plugins import load_plugins
-from ablate.study import Study, load_study
+from ablate.study.study import Study, load_study
 from model import registry
 
 # A learned constant shift of the moving features: zero (the identity) at init.

@@ -10,7 +10,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from ablate.cli import app
+from ablate.cli.app import app
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 ROOT = typer.main.get_command(app)

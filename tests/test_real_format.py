@@ -16,7 +16,7 @@ import torch
 from torchvision.io import encode_jpeg, write_file
 
 from ablate.db import RunStore
-from ablate.study import load_study
+from ablate.study.study import load_study
 from model.data.io import torchvision_io
 from tests.conftest import ABLATE, REPO, cli_env
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ablate.cli import app
+from ablate.cli.app import app
 from ablate.db import RunStore
 from ablate.errors import AblateError
 from ablate.report import (
@@ -27,7 +27,7 @@ from ablate.report import (
     write_report,
 )
 from ablate.report.table import table_metrics
-from ablate.study import load_study
+from ablate.study.study import load_study
 from model.config import RunConfig
 
 HOSTILE_LABEL = r"<script>alert(1)</script> 50%_&$#{}~^\ "

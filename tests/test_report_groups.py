@@ -18,7 +18,7 @@ from ablate.errors import UsageError
 from ablate.report import build_report, render_report
 from ablate.report.baselines import DEFAULT_FILE
 from ablate.report.table import header, table_metrics
-from ablate.study import load_study
+from ablate.study.study import load_study
 from model.config import RunConfig
 from tests.test_report import two_variant_study
 

@@ -13,7 +13,7 @@ import pytest
 from ablate.db import RunStore
 from ablate.report import build_report, render_report
 from ablate.robustness.runner import RESULTS, Target, store_results
-from ablate.study import load_study
+from ablate.study.study import load_study
 from model.config import RunConfig
 from tests.test_report import two_variant_study
 

@@ -14,9 +14,9 @@ import typer
 from conftest import ok, runs_json, tiny_study_text
 from typer.testing import CliRunner
 
-from ablate.cli import _OneLineErrors
-from ablate.cli_robustness import robustness_command
-from ablate.cli_runs import app as runs_app
+from ablate.cli.app import _OneLineErrors
+from ablate.cli.robustness import robustness_command
+from ablate.cli.runs import app as runs_app
 from ablate.robustness import (
     RESULTS,
     displace,

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from ablate.errors import AblateError, StudyError
-from ablate.study import load_study, variant_switches, variant_table
+from ablate.study.study import load_study, variant_switches, variant_table
 from ablate.tune.space import check_configs, parse_tune
 from model.config import RunConfig
 

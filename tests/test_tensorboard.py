@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ablate.cli_options import RunOptions
+from ablate.cli.options import RunOptions
 from ablate.db import RunStore
 from ablate.errors import UsageError
-from ablate.pipeline import Chain, Hooks, execute, plan
-from ablate.study import load_study
-from ablate.tensorboard import TensorBoardHooks, live_logging, scalar_tag
+from ablate.live.tensorboard import TensorBoardHooks, live_logging, scalar_tag
+from ablate.run.execute import execute
+from ablate.run.hooks import Chain, Hooks
+from ablate.study.plan import plan
+from ablate.study.study import load_study
 from tests.conftest import tiny_study_text
 
 # Tiny pairs keep the two epochs and the pictures within a few seconds on one thread.

@@ -19,12 +19,12 @@ from optuna.trial import TrialState
 from sqlalchemy import MetaData, create_engine
 from typer.testing import CliRunner
 
-import ablate.pipeline
-from ablate.cli import app
+import ablate.run.execute
+from ablate.cli.app import app
 from ablate.db import RunStore
 from ablate.db.host import hostname
 from ablate.errors import AblateError
-from ablate.study import Study, load_study
+from ablate.study.study import Study, load_study
 from ablate.tune import parse_tune, tune_summary
 from ablate.tune.objective import Objective
 from ablate.tune.options import TuneOptions
@@ -202,7 +202,7 @@ def test_pruning_stops_a_trial_far_worse_than_the_median(
     study = load_study(write_study(tmp_path))
     spec = parse_tune(study)
     fake = FakeTrain()
-    monkeypatch.setattr(ablate.pipeline, "train", fake)
+    monkeypatch.setattr(ablate.run.execute, "train", fake)
     search = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
     for lr in (1e-4, 2e-4, 3e-4, 8e-3):
         search.enqueue_trial({"lr": lr, "tv": 0.05})

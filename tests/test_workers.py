@@ -129,8 +129,8 @@ def test_workers_need_a_shared_database(tiny_study, in_tmp):
 
 def test_job_is_json_and_private(tiny_study, in_tmp):
     from ablate.launch.worker import load_specs, write_job
-    from ablate.pipeline import plan
-    from ablate.study import load_study
+    from ablate.study.plan import plan
+    from ablate.study.study import load_study
 
     study = load_study(tiny_study)
     specs = plan(study, ["A", "G"], [0, 1], {}, Path("runs"))

@@ -11,8 +11,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ablate.db import Run, RunStore
-from ablate.pipeline import RunOutcome, RunSpec
-from ablate.progress import bars, outcome_line
+from ablate.live.progress import bars, outcome_line
+from ablate.run.hooks import RunOutcome
+from ablate.study.plan import RunSpec
 
 Key = tuple[str, int, str]  # (variant, seed, config_hash) within one study
 ENDED = ("done", "failed", "pruned")

@@ -20,7 +20,7 @@ from rich.console import Console
 from ablate.db.host import hostname
 from ablate.launch.worker import run_job
 from ablate.plugins import load_plugins
-from ablate.study import Study
+from ablate.study.study import Study
 from ablate.tune.options import TuneOptions
 from ablate.tune.session import search
 

@@ -23,7 +23,7 @@ from ablate.errors import TrainingError
 from ablate.launch.display import StudyWatch
 from ablate.launch.slots import Slot
 from ablate.launch.worker import ENTRY, write_job
-from ablate.pipeline import RunOutcome
+from ablate.run.hooks import RunOutcome
 
 POLL_S = 1.0
 STOP_GRACE_S = 30.0  # for a worker to record its run as interrupted before it is killed

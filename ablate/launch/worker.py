@@ -19,9 +19,11 @@ from typing import Any
 
 from ablate.db import RunStore
 from ablate.errors import AblateError, UsageError
-from ablate.pipeline import Hooks, RunOutcome, RunSpec, SplitsCache, execute
 from ablate.plugins import load_plugins
-from ablate.study import Study
+from ablate.run.execute import SplitsCache, execute
+from ablate.run.hooks import Hooks, RunOutcome
+from ablate.study.plan import RunSpec
+from ablate.study.study import Study
 
 ENTRY = "from ablate.launch.worker import main; main()"
 EXIT_INTERRUPTED = 130
@@ -100,7 +102,7 @@ def run_job(job: dict[str, Any]) -> list[RunOutcome]:
     specs = load_specs(job)
     live = None
     if job.get("log"):
-        from ablate.tensorboard import live_logging  # the viz stack, only when asked for
+        from ablate.live.tensorboard import live_logging  # the viz stack, only when asked for
 
         live = live_logging(tuple(job["log"]), Path(job["log_dir"]))
     with RunStore(job["db"]) as store:

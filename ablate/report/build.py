@@ -32,7 +32,7 @@ from ablate.report.robustness import (
 )
 from ablate.report.runs import VariantRow, resolve_study, variant_rows
 from ablate.report.table import build_table, table_metrics
-from ablate.study import Study
+from ablate.study.study import Study
 from model.data import DataError, detect_format
 
 SPLITS = ("test", "val")

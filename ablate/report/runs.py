@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ablate.db import Run, RunStore
 from ablate.errors import StudyError
-from ablate.study import Study, load_study
+from ablate.study.study import Study, load_study
 from model.metrics import selection_score
 
 TUNED_SUFFIXES = ("-tune", "-best")

@@ -9,7 +9,7 @@ import pandas as pd
 from ablate.errors import StudyError
 from ablate.report.baselines import Baseline
 from ablate.report.runs import VariantRow
-from ablate.study_table import variant_switches
+from ablate.study.table import variant_switches
 from model.config import RunConfig
 from model.metrics import metric_names, metrics
 

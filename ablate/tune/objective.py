@@ -4,7 +4,7 @@ The trial's params are config overrides of the tuned variant, recorded under the
 ``<variant>-tune`` (``G-tune``) of the study, so reports and plots read tuned runs exactly as
 ablation runs; ``RunStore.set_trial`` links each run to its Optuna study and trial number as
 soon as it is claimed. The val objective is reported every evaluated epoch, and a pruner's
-verdict stops the run through ``ablate.pipeline.Pruned``. Test metrics are computed by the
+verdict stops the run through ``ablate.run.hooks.Pruned``. Test metrics are computed by the
 trainer as for any run, but the objective never reads them.
 """
 
@@ -22,19 +22,10 @@ from ablate.db import RunStore
 from ablate.db.host import hostname
 from ablate.errors import StudyError
 from ablate.paths import inside
-from ablate.pipeline import (
-    Chain,
-    Hooks,
-    Pruned,
-    Reporter,
-    RunOutcome,
-    RunSpec,
-    SplitsCache,
-    execute,
-    make_spec,
-    plan,
-)
-from ablate.study import Study, Variant
+from ablate.run.execute import SplitsCache, execute
+from ablate.run.hooks import Chain, Hooks, Pruned, Reporter, RunOutcome
+from ablate.study.plan import RunSpec, make_spec, plan
+from ablate.study.study import Study, Variant
 from ablate.tune.options import TuneOptions
 from ablate.tune.space import TuneSpec, objective_metrics
 

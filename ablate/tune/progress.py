@@ -7,8 +7,9 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.markup import escape
 
-from ablate.pipeline import RunOutcome, RunSpec
-from ablate.progress import EpochBars, bars
+from ablate.live.progress import EpochBars, bars
+from ablate.run.hooks import RunOutcome
+from ablate.study.plan import RunSpec
 
 
 def trial_line(trial: FrozenTrial, objective: str) -> str:

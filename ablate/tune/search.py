@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ablate.db import RunStore
 from ablate.errors import UsageError
-from ablate.study import Study
+from ablate.study.study import Study
 from ablate.tune.objective import Objective, TrialFailed
 from ablate.tune.space import TuneSpec
 from ablate.tune.storage import fail_dead_trials

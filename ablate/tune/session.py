@@ -20,9 +20,10 @@ from rich.console import Console
 
 from ablate.db import RunStore
 from ablate.errors import AblateError, TrainingError
-from ablate.pipeline import Reporter, RunOutcome, check_runnable
 from ablate.plugins import load_plugins
-from ablate.study import Study
+from ablate.run.hooks import Reporter, RunOutcome
+from ablate.study.plan import check_runnable
+from ablate.study.study import Study
 from ablate.tune.objective import Objective, confirm_best
 from ablate.tune.options import TuneOptions
 from ablate.tune.progress import TrialProgress

@@ -32,7 +32,7 @@ from typing import Any
 import optuna
 
 from ablate.errors import StudyError
-from ablate.study import PER_RUN_KEYS, Study
+from ablate.study.study import PER_RUN_KEYS, Study
 from model.config import FIELD_SECTION, RunConfig
 from model.metrics import metric_names
 from model.registry import unknown_choice

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ablate import cli_options as opt
-from ablate.cli_study import seed_list
-from ablate.study import load_study
+from ablate.cli import options as opt
+from ablate.cli.study import seed_list
+from ablate.study.study import load_study
 
 if TYPE_CHECKING:
     from ablate.db import RunStore
-    from ablate.study import Study
+    from ablate.study.study import Study
     from ablate.tune.options import TuneOptions
     from ablate.tune.session import Setup
 
@@ -64,13 +64,13 @@ def launch_slurm(
     Example: ablate launch slurm studies/rgbtcc.toml --workers 8 --db
     postgresql+psycopg://me@dbhost/ablate --data-path /data/RGBT-CC --partition gpu
     """
-    # submitit, SQLAlchemy, Optuna and torch: only when the command runs (see ablate.cli)
+    # submitit, SQLAlchemy, Optuna and torch: only when the command runs (see ablate.cli.app)
     from ablate.db import RunStore
     from ablate.db.connect import resolve_url
     from ablate.launch.checks import local_path_warning, refuse_sqlite
     from ablate.launch.slurm import LaunchRequest, batch_script, submit
     from ablate.launch.worker import make_job
-    from ablate.pipeline import plan
+    from ablate.study.plan import plan
     from ablate.tune.options import TuneOptions
     from ablate.tune.session import prepare
 

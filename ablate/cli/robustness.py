@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ablate import cli_options as opt
+from ablate.cli import options as opt
 
 console = Console()
 
@@ -38,7 +38,7 @@ def robustness_command(
 
     Example: ablate robustness --study demo --shifts 0,4,8,16 --rotations 0
     """
-    from ablate.robustness import parse_values, run_robustness  # torch (see ablate.cli)
+    from ablate.robustness import parse_values, run_robustness  # torch (see ablate.cli.app)
     from ablate.robustness.runner import KEYS
 
     shift_values = parse_values(shifts, "--shifts", minimum=0.0)

@@ -11,7 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ablate import cli_options as opt
+from ablate.cli import options as opt
 from ablate.diagnose import WORST
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def diagnose_command(
 
     Example: ablate diagnose preds/ --data-path ~/RGBT-CC --split test --out reports/diagnose
     """
-    from ablate.diagnose import diagnose  # torch: only when the command runs (see ablate.cli)
+    from ablate.diagnose import diagnose  # torch: only when the command runs (see ablate.cli.app)
 
     result = diagnose(pred_dir, data_path, split)
     console = Console(stderr=as_json)  # with --json, stdout holds the JSON object only

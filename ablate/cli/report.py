@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ablate import cli_options as opt
+from ablate.cli import options as opt
 from ablate.errors import UsageError
 
 
@@ -42,7 +42,7 @@ def report_command(
 
     Example: ablate report demo --format latex --baselines BM,IADM --dataset rgbtcc
     """
-    from ablate.db import RunStore  # SQLAlchemy: only when a command runs (ablate.cli)
+    from ablate.db import RunStore  # SQLAlchemy: only when a command runs (ablate.cli.app)
     from ablate.report import build_report, write_report
     from ablate.report.render import FORMATS
 

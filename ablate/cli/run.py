@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from ablate import cli_options as opt
-from ablate.cli_study import study_app, train_and_summarise
+from ablate.cli import options as opt
+from ablate.cli.study import study_app, train_and_summarise
 from ablate.paths import STUDIES_DIR
-from ablate.study import load_study
+from ablate.study.study import load_study
 
 __all__ = ["ENHANCED_LOSS", "STUDIES", "run", "study_app"]
 
@@ -40,7 +40,7 @@ def run(
     Example: ablate run --data-path ~/RGBT-CC --batch-size 8 --lr 1e-4 --epochs 200
     --save-dir ./Results/shared_enhanced --enable-enhanced-loss --downsample-ratio 32
     """
-    from ablate.pipeline import plan  # torch: only when the command runs (see ablate.cli)
+    from ablate.study.plan import plan
 
     if study_file is None:
         study_file = STUDIES / ("rgbtcc.toml" if options.data_path is not None else "demo.toml")

@@ -12,16 +12,16 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from ablate.cli_data import app as data_app
-from ablate.cli_diagnose import diagnose_command
-from ablate.cli_eval import check_eval_command, eval_command
-from ablate.cli_launch import app as launch_app
-from ablate.cli_report import report_command, viz_command
-from ablate.cli_robustness import robustness_command
-from ablate.cli_run import run, study_app
-from ablate.cli_runs import app as runs_app
-from ablate.cli_tune import tune_command
-from ablate.errors_cli import ABORTS, report
+from ablate.cli.data import app as data_app
+from ablate.cli.diagnose import diagnose_command
+from ablate.cli.errors import ABORTS, report
+from ablate.cli.eval import check_eval_command, eval_command
+from ablate.cli.launch import app as launch_app
+from ablate.cli.report import report_command, viz_command
+from ablate.cli.robustness import robustness_command
+from ablate.cli.run import run, study_app
+from ablate.cli.runs import app as runs_app
+from ablate.cli.tune import tune_command
 
 
 class _OneLineErrors(TyperGroup):

@@ -10,7 +10,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ablate import cli_options as opt
+from ablate.cli import options as opt
 
 app = typer.Typer(help="List and inspect recorded runs.", no_args_is_help=True)
 console = Console()
@@ -35,7 +35,7 @@ def list_runs(
 
     Example: ablate runs list --study control --condition misaligned
     """
-    from ablate.db import RunStore  # SQLAlchemy: only when a command runs (ablate.cli)
+    from ablate.db import RunStore  # SQLAlchemy: only when a command runs (ablate.cli.app)
 
     with RunStore(db, readonly=True) as store:
         if study is not None:

@@ -10,8 +10,8 @@ SQLite store under ``--log-dir`` (``<log-dir>/mlflow/mlflow.db``, artifacts besi
 One experiment per study, one run per (variant, seed, condition), named ``A/seed0`` or
 ``A/seed0/night``. Params: the run's flat config (the whole of it as the ``config.json``
 artifact); tags: study, variant, seed, condition, config_hash, ablate_run_id. Metrics, step =
-epoch, named as the TensorBoard tags (``ablate.live_tags``); the test metrics at the end; the
-pictures of ``ablate.live_pictures`` as ``val_image/<name>/epoch0003.png``. A run ends
+epoch, named as the TensorBoard tags (``ablate.live.tags``); the test metrics at the end; the
+pictures of ``ablate.live.pictures`` as ``val_image/<name>/epoch0003.png``. A run ends
 FINISHED, FAILED, or KILLED when a tuner pruned it.
 """
 
@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 
 from ablate.errors import UsageError
-from ablate.live_pictures import IMAGE_EVERY, FirstValPictures, picture_epoch
-from ablate.live_tags import scalars
+from ablate.live.pictures import IMAGE_EVERY, FirstValPictures, picture_epoch
+from ablate.live.tags import scalars
 from ablate.paths import safe_name
-from ablate.pipeline import Hooks, RunOutcome, RunSpec
+from ablate.run.hooks import Hooks, RunOutcome
+from ablate.study.plan import RunSpec
 from model.config import RunConfig
 
 MISSING = "--log mlflow needs the mlflow package: pip install 'ablate[mlflow]' (or mlflow-skinny)"

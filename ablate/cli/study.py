@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from ablate import cli_options as opt
+from ablate.cli import options as opt
 from ablate.errors import TrainingError, UsageError
 from ablate.launch.slots import Gpus, Slot, Workers, plan_slots
-from ablate.study import Study, load_study, variant_table
-from ablate.study_table import condition_table
+from ablate.study.study import Study, load_study, variant_table
+from ablate.study.table import condition_table
 
 if TYPE_CHECKING:
-    from ablate.pipeline import RunOutcome, RunSpec
+    from ablate.run.hooks import RunOutcome
+    from ablate.study.plan import RunSpec
 
 study_app = typer.Typer(help="Run or inspect a study file (variants A-G).", no_args_is_help=True)
 console = Console()
@@ -26,13 +27,13 @@ def train_and_summarise(study: Study, specs: list[RunSpec], options: opt.RunOpti
     """Record the study, execute its planned runs (here, or in one worker process per slot
     when there are several or a GPU is chosen), print the counts; failed runs are an error
     naming them."""
-    # SQLAlchemy and torch: only when a study runs (see ablate.cli)
+    # SQLAlchemy and torch: only when a study runs (see ablate.cli.app)
     from ablate.db import RunStore
     from ablate.launch.display import StudyWatch
     from ablate.launch.local import run_local
     from ablate.launch.worker import make_job
-    from ablate.pipeline import run_specs
-    from ablate.progress import reporter
+    from ablate.live.progress import reporter
+    from ablate.run.execute import run_specs
 
     live = options.live_logging()  # a bad --log fails here, before the database is opened
     with RunStore(options.db) as store:
@@ -106,7 +107,7 @@ def study_run(
     Example: ablate study run studies/paper.toml --data-path rgbtcc=/data/RGBT-CC
     --data-path drone=/data/DroneRGBT --seeds 3
     """
-    from ablate.pipeline import plan
+    from ablate.study.plan import plan
 
     seeds_run = seed_list(seeds, seed)
     slots = plan_slots(workers, gpus)

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ablate.errors import DataError, UsageError
-from ablate.study import PER_RUN_KEYS, Study
+from ablate.study.study import PER_RUN_KEYS, Study
 
 if TYPE_CHECKING:
-    from ablate.pipeline import Hooks
+    from ablate.run.hooks import Hooks
 
 DataPath = Annotated[Path | None, typer.Option(
     "--data-path", help="RGBT-CC or DroneRGBT root. Default: the built-in synthetic data.")]
@@ -112,7 +112,7 @@ class RunOptions:
 
     def live_logging(self) -> Hooks | None:
         """The hooks of ``--log`` (None without it); an unknown logger is a UsageError."""
-        from ablate.tensorboard import live_logging  # imports the viz stack: only when asked
+        from ablate.live.tensorboard import live_logging  # imports the viz stack: only when asked
 
         return live_logging(self.log, self.log_dir) if self.log else None
 
@@ -122,7 +122,7 @@ def checked_root(path: Path, shown: str) -> str:
     hash do not depend on the cwd; a missing root or unknown layout fails before any claim."""
     if not path.exists():
         raise DataError(f"--data-path {shown} does not exist")
-    from model.data import detect_format  # model.data imports torch (see ablate.cli)
+    from model.data import detect_format  # model.data imports torch (see ablate.cli.app)
 
     detect_format(path)
     return str(path.resolve())

@@ -21,7 +21,7 @@ A variant stores only what it changes and may inherit another's resolved overrid
 Every config key is a flat field name of ``model.config`` (``stn``) or its dotted form
 (``model.stn``); ``Study.config`` turns (variant, seed, CLI overrides) into one RunConfig.
 
-Conditions are a second axis (``[conditions.NAME]``, see ``ablate.study_conditions``):
+Conditions are a second axis (``[conditions.NAME]``, see ``ablate.study.conditions``):
 settings applied on top of every variant, so ``study run`` trains variants x conditions x
 seeds.
 
@@ -37,8 +37,8 @@ from typing import Any
 
 from ablate.errors import PluginError, StudyError
 from ablate.plugins import load_plugins
-from ablate.study_conditions import CONDITION_KEYS, DATASET_HINTS, Condition, parse_conditions
-from ablate.study_file import (
+from ablate.study.conditions import CONDITION_KEYS, DATASET_HINTS, Condition, parse_conditions
+from ablate.study.file import (
     NAME_PATTERN,
     PER_RUN_KEYS,
     check_per_run,
@@ -47,7 +47,7 @@ from ablate.study_file import (
     table_changes,
     validate,
 )
-from ablate.study_table import variant_switches, variant_table
+from ablate.study.table import variant_switches, variant_table
 from model import config as config_module
 from model.config import FIELD_SECTION, SECTIONS, RunConfig, unknown_key_error
 from model.registry import unknown_choice as unknown  # one wording for every unknown name

@@ -1,15 +1,15 @@
 """Live logging (``--log tensorboard``, ``--log mlflow``): every run's epoch rows and debugging
 pictures, written while it trains. ``live_logging`` makes the hooks of the loggers asked for;
-the TensorBoard one is here, MLflow's in ``ablate.mlflow_log``.
+the TensorBoard one is here, MLflow's in ``ablate.live.mlflow_log``.
 
 One log directory per study, one TensorBoard run per (variant, seed), named ``A/seed0``::
 
     ablate study run studies/rgbtcc.toml --data-path ~/data/RGBT-CC --log tensorboard
     tensorboard --logdir runs/tensorboard/rgbtcc
 
-Scalars (tags from ``ablate.live_tags``): each loss term (``loss/<term>``), the val metrics
+Scalars (tags from ``ablate.live.tags``): each loss term (``loss/<term>``), the val metrics
 (``val/game0``..``val/rmse``), the learning rate and the training speed, per epoch; the test
-metrics at the end. Pictures (``ablate.live_pictures``): the pictures of ``ablate viz`` for the
+metrics at the end. Pictures (``ablate.live.pictures``): the pictures of ``ablate viz`` for the
 first val image, from the epoch's checkpoint, every ``image_every`` epochs and at the last one.
 """
 
@@ -24,10 +24,11 @@ import numpy as np
 from PIL import Image
 
 from ablate.errors import UsageError
-from ablate.live_pictures import IMAGE_EVERY, FirstValPictures, picture_epoch
-from ablate.live_tags import OTHER_TAGS, scalar_tag, scalars
+from ablate.live.pictures import IMAGE_EVERY, FirstValPictures, picture_epoch
+from ablate.live.tags import OTHER_TAGS, scalar_tag, scalars
 from ablate.paths import inside
-from ablate.pipeline import Chain, Hooks, RunOutcome, RunSpec
+from ablate.run.hooks import Chain, Hooks, RunOutcome
+from ablate.study.plan import RunSpec
 
 # IMAGE_EVERY, OTHER_TAGS and scalar_tag moved to the shared modules; still importable here.
 __all__ = ["IMAGE_EVERY", "LOGGERS", "OTHER_TAGS", "TensorBoardHooks", "live_logging",
@@ -47,7 +48,7 @@ def live_logging(names: tuple[str, ...], log_dir: Path,
     if "tensorboard" in names:
         hooks.append(TensorBoardHooks(log_dir, image_every))
     if "mlflow" in names:
-        from ablate.mlflow_log import mlflow_hooks  # imports mlflow: only when asked for
+        from ablate.live.mlflow_log import mlflow_hooks  # imports mlflow: only when asked for
 
         hooks.append(mlflow_hooks(log_dir, image_every))
     if len(hooks) > 1:

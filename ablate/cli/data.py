@@ -45,7 +45,7 @@ def check(
 
     Example: ablate data check data/RGBT-CC --json
     """
-    from model.data import check_dataset  # torch: only when a command runs (see ablate.cli)
+    from model.data import check_dataset  # torch: only when a command runs (see ablate.cli.app)
 
     report = check_dataset(path)
     if as_json:

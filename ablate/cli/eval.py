@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ablate import cli_options as opt
+from ablate.cli import options as opt
 from ablate.errors import UsageError
 from model.config import DataConfig
 
@@ -19,7 +19,7 @@ console = Console()
 
 
 def _check_split(split: str) -> str:
-    from model.engine.evaluate import SPLITS  # torch: only when a command runs (see ablate.cli)
+    from model.engine.evaluate import SPLITS  # torch: only when a command runs (see ablate.cli.app)
 
     if split not in SPLITS:
         raise UsageError(f"--split {split!r} is not valid; choose one of {', '.join(SPLITS)}")

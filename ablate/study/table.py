@@ -11,7 +11,7 @@ from rich.table import Table
 from model.config import RunConfig
 
 if TYPE_CHECKING:
-    from ablate.study import Study
+    from ablate.study.study import Study
 
 
 def variant_switches(config: RunConfig) -> dict[str, str | bool]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import StudyError
-from ablate.study_file import NAME_PATTERN, table_changes, validate
+from ablate.study.file import NAME_PATTERN, table_changes, validate
 from model.registry import unknown_choice as unknown
 
 CONDITION_KEYS = ("dataset",)  # report hints of a condition; every other key is a config field

@@ -9,7 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ablate.pipeline import Reporter, RunOutcome, RunSpec
+from ablate.run.hooks import Reporter, RunOutcome
+from ablate.study.plan import RunSpec
 
 VERBS = {"resume": "resuming", "rerun": "rerunning"}
 

@@ -10,13 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ablate import cli_options as opt
+from ablate.cli import options as opt
 from ablate.errors import TrainingError, UsageError
 from ablate.launch.slots import Gpus, plan_slots
-from ablate.study import Study, load_study
+from ablate.study.study import Study, load_study
 
 if TYPE_CHECKING:
-    from ablate.pipeline import RunOutcome
+    from ablate.run.hooks import RunOutcome
     from ablate.tune.options import TuneOptions
     from ablate.tune.session import TuneResult
 
@@ -66,7 +66,7 @@ def tune_command(
 
     Example: ablate tune studies/demo.toml --n-trials 20 --workers 2 --confirm-seeds 3
     """
-    # Optuna, SQLAlchemy and torch: only when the command runs (see ablate.cli)
+    # Optuna, SQLAlchemy and torch: only when the command runs (see ablate.cli.app)
     from ablate.tune.options import TuneOptions
     from ablate.tune.session import search
     from ablate.tune.summary import print_summary
@@ -95,7 +95,7 @@ def tune_command(
 
 def _confirm(study: Study, options: TuneOptions, result: TuneResult) -> None:
     """--confirm-seeds: the best params as normal runs, and their test metrics."""
-    from ablate.progress import reporter
+    from ablate.live.progress import reporter
     from ablate.tune.session import confirm
 
     with reporter(options.quiet, err) as shown:
