@@ -262,3 +262,65 @@ def test_bad_inputs_raise_value_error():
         build_loss(LossConfig(domain=0.1), ModelConfig())(output, batch)
     with pytest.raises(ValueError, match="sigma"):
         gaussian_density(two_images(), SIZE, stride=8, sigma=0.0)
+
+
+def _per_image_bayesian(density, points, image_size, sigma, ratio, full_sizes):
+    """The per-image loop the batched loss replaced (kept verbatim as the reference)."""
+    from model.targets import inside_points
+
+    losses = []
+    for i, raw in enumerate(points):
+        pts, dens = inside_points(raw, image_size), density[i, 0]
+        if pts.shape[0] == 0:
+            losses.append(dens.sum().abs())
+            continue
+        (height, width), (h, w) = image_size, dens.shape
+        ys = (torch.arange(h, dtype=dens.dtype) + 0.5) * (height / h)
+        xs = (torch.arange(w, dtype=dens.dtype) + 0.5) * (width / w)
+        dist2 = (pts[:, 1, None, None] - ys[None, :, None]) ** 2 + (
+            pts[:, 0, None, None] - xs[None, None, :]) ** 2
+        nearest = dist2.min(dim=0, keepdim=True).values.clamp(min=0).sqrt()
+        background = (ratio * min(full_sizes[i]) - nearest) ** 2
+        posterior = torch.softmax(-torch.cat([dist2, background]) / (2 * sigma**2), dim=0)
+        expected = (posterior * dens).flatten(1).sum(dim=1)
+        target = torch.ones_like(expected)
+        target[-1] = 0
+        losses.append((target - expected).abs().sum())
+    return torch.stack(losses).mean()
+
+
+def test_the_batched_bayesian_loss_equals_the_per_image_loop():
+    """Ragged point counts (0, 1, many, some outside the crop), mixed uncropped sizes; in
+    float64 so that 1e-6 measures the algorithm, not float32 rounding of a sum near 20."""
+    from model.losses.bayesian import bayesian_batch_loss
+
+    gen = torch.Generator().manual_seed(3)
+    size, full_sizes = (64, 96), [(64, 96), (480, 640), (128, 96), (200, 300)]
+    scale = torch.tensor([96.0, 64.0], dtype=torch.float64)
+    points = [torch.zeros(0, 2, dtype=torch.float64), torch.tensor([[10.0, 20.0]]).double(),
+              torch.rand(37, 2, generator=gen, dtype=torch.float64) * scale,
+              torch.rand(9, 2, generator=gen, dtype=torch.float64) * scale * 1.5 - 20]
+    density = torch.rand(4, 1, 8, 12, generator=gen, dtype=torch.float64, requires_grad=True)
+    per_image = bayesian_batch_loss(density[:, 0], points, size, 8.0, 0.15, full_sizes)
+    batched = per_image.mean()
+    (grad,) = torch.autograd.grad(batched, density)
+    reference = _per_image_bayesian(density, points, size, 8.0, 0.15, full_sizes)
+    (expected_grad,) = torch.autograd.grad(reference, density)
+    assert batched.item() == pytest.approx(reference.item(), abs=1e-6)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)
+    # Each image's own loss: the padding of one image leaks into no other.
+    for i in range(4):
+        single = _per_image_bayesian(density[i:i + 1], points[i:i + 1], size, 8.0, 0.15,
+                                     full_sizes[i:i + 1])
+        assert per_image[i].item() == pytest.approx(single.item(), abs=1e-6)
+    # The registered module (float32) gives the same number.
+    module = build_loss(LossConfig(density="bayesian"), ModelConfig()).density_loss
+    assert module(density, points, size, full_sizes).item() == pytest.approx(
+        reference.item(), rel=1e-6)
+
+
+def test_a_batch_where_no_image_has_a_point_is_the_predicted_count():
+    loss = build_loss(LossConfig(density="bayesian"), ModelConfig()).density_loss
+    density = torch.rand(3, 1, 4, 4)
+    total = loss(density, [torch.zeros(0, 2)] * 3, (32, 32))
+    assert float(total) == pytest.approx(float(density.sum(dim=(1, 2, 3)).mean()), abs=1e-6)
