@@ -20,6 +20,12 @@ BAD_VALUES = [
     ("crop-7", ("crop_size", "crop_size = 7"), r"crop_size=7 is not valid.*downsample_ratio"),
     ("levels-int", ("local_count_levels", "local_count_levels = 1"),
      r"local_count_levels=1 is not valid"),
+    # Round three (issue 24): a file's string is a string, whatever --set would parse it to;
+    # every integer fits numpy's and torch's int64.
+    ("warmup-text", ("align_warmup_epochs", 'align_warmup_epochs = "5"'),
+     r"align_warmup_epochs='5' is not valid; it must be an integer"),
+    ("decoys-1e20", ("synth_n_test", "synth_n_test = 4\nsynth_max_decoys = 100000000000000000000"),
+     r"synth_max_decoys=100000000000000000000 is not valid; .*int64"),
 ]
 # (id, --set value, a regex the error line must match)
 BAD_SETS = [
@@ -29,6 +35,9 @@ BAD_SETS = [
     ("set-crop-7", "crop_size=7", r"crop_size=7 is not valid"),
     ("set-seed", "seed=3", r"seed is chosen per run: use --seed or --seeds"),
     ("set-grl-lambda-inf", "grl_lambda=inf", r"grl_lambda=inf is not valid"),
+    ("set-decoys-1e20", "synth_max_decoys=100000000000000000000",
+     r"synth_max_decoys=100000000000000000000 is not valid; .*int64"),
+    ("set-seed-2e64", "synth_seed=-18446744073709551616", r"synth_seed=-18446744073709551616"),
 ]
 
 

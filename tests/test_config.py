@@ -20,7 +20,7 @@ from model.config import (
     TrainConfig,
     select_metrics,
 )
-from model.config.validation import hints
+from model.config.validation import SetText, hints
 from model.errors import ConfigError
 from model.metrics import metric
 from model.registry import unregister
@@ -37,9 +37,10 @@ BOOL_FIELDS = fields_of(bool)
 
 
 def refused(overrides: dict, pattern: str) -> str:
-    """The one-line message of the ConfigError that ``overrides`` raise."""
+    """The one-line message of the ConfigError that ``overrides`` raise (strings as --set's)."""
     with pytest.raises(ConfigError) as err:
-        RunConfig().with_overrides(overrides)
+        RunConfig().with_overrides({k: SetText(v) if isinstance(v, str) else v
+                                    for k, v in overrides.items()})
     message = str(err.value)
     assert "\n" not in message
     assert re.search(pattern, message), message
@@ -158,8 +159,9 @@ def test_exact_numbers_are_normalised_to_the_field_type():
     ("offset_mode", "deform", "deform"),
 ])
 def test_set_strings_are_parsed_by_the_exact_field_type(key, text, value):
-    cfg = RunConfig().with_overrides({key: text, **({"local_count_level_weights": "1,1,1"}
-                                                    if key == "local_count_levels" else {})})
+    weights = {"local_count_level_weights": SetText("1,1,1")}
+    cfg = RunConfig().with_overrides({key: SetText(text),
+                                      **(weights if key == "local_count_levels" else {})})
     assert getattr(getattr(cfg, FIELD_SECTION[key]), key) == value
 
 

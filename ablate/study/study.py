@@ -50,6 +50,7 @@ from ablate.study.file import (
 from ablate.study.table import variant_switches, variant_table
 from model import config as config_module
 from model.config import FIELD_SECTION, SECTIONS, RunConfig, unknown_key_error
+from model.config.validation import SetText
 from model.registry import unknown_choice as unknown  # one wording for every unknown name
 
 __all__ = ["CONDITION_KEYS", "DATASET_HINTS", "PER_RUN_KEYS", "Condition", "Study", "Variant",
@@ -112,7 +113,8 @@ class Study:
             overrides.update(self.condition(condition).settings)
         for key, value in (extra or {}).items():
             name = checked_key(key, "--set")
-            overrides[name] = value
+            # CLI text, parsed by the field's type; a study file's strings are not parsed
+            overrides[name] = SetText(value) if isinstance(value, str) else value
         self._check_required(overrides, condition)
         overrides["seed"] = seed
         try:

@@ -5,6 +5,11 @@ tuple[int, ...], tuple[float, ...]): its type, then finiteness for floats, then 
 the choices the section declares. Each failure is one ``ConfigError`` line naming the field and
 the value, e.g. ``epochs=1.5 is not valid; it must be an integer >= 1``, so that a bad value is
 refused when the config is built, before anything is trained or recorded.
+
+The check is the same wherever a value comes from: a study file's ``epochs = "5"`` is a string
+and refused like ``align_loss = "heavy"``. Only text typed on a command line (``--set
+epochs=5``, marked as ``SetText``) is parsed by the field's type first. Every integer lies in
+int64, what numpy and torch accept, whatever range its section declares.
 """
 
 from __future__ import annotations
@@ -34,6 +39,14 @@ FRACTION = Bound("in [0, 1]", lambda v: 0 <= v <= 1)
 FRACTION_BELOW_1 = Bound("in [0, 1)", lambda v: 0 <= v < 1)
 
 _KIND = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+# numpy and torch hold integers in int64: a larger one fails deep in a run ("Overflow when
+# unpacking long long"), after the run was claimed.
+INT64 = Bound("in int64 (|value| < 2**63)", lambda v: -(2**63) <= v < 2**63)
+
+
+class SetText(str):
+    """Text typed as ``--set key=value``: parsed by its field's type (``parse_text``). Any
+    other string (a study file's, a stored config's) is a string and checked as one."""
 
 
 def invalid(name: str, value: Any, must: str) -> ConfigError:
@@ -105,6 +118,8 @@ def normalise(name: str, value: Any, hint: Any, bound: Bound | None = None) -> A
         raise invalid(name, value, must) from None
     if bound is not None and not bound.ok(checked):
         raise invalid(name, value, must)
+    if hint is int and not INT64.ok(checked):
+        raise invalid(name, value, f"{must} and {INT64.text}")
     return checked
 
 
@@ -119,6 +134,8 @@ def _normalise_items(name: str, value: Any, item: type, bound: Bound | None) -> 
         raise invalid(name, value, must) from None
     if bound is not None and not all(bound.ok(v) for v in items):
         raise invalid(name, value, must)
+    if item is int and not all(INT64.ok(v) for v in items):
+        raise invalid(name, value, f"{must} and {INT64.text}")
     return items
 
 
@@ -151,16 +168,22 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def parse_text(hint: Any, text: str) -> Any:
-    """A ``--set`` string parsed by the field's exact hint. Text that does not parse is returned
-    unchanged, so the validation pass names the field and the value in its one message."""
+    """A ``--set`` string (``SetText``) parsed by the field's exact hint; any other string is
+    a value and returned as it is, for the validation pass to check its type. Text that does
+    not parse is returned unchanged, so the validation pass names the field and the value in
+    its one message."""
+    return _parse(hint, str(text)) if isinstance(text, SetText) else text
+
+
+def _parse(hint: Any, text: str) -> Any:
     lowered = text.strip().lower()
     inner = _optional(hint)
     if inner is not None:
-        return None if lowered in ("none", "null") else parse_text(inner, text)
+        return None if lowered in ("none", "null") else _parse(inner, text)
     item = _item_type(hint)
     if item is not None:
         parts = [p for p in text.strip().strip("()[]").split(",") if p.strip()]
-        return tuple(parse_text(item, p) for p in parts)
+        return tuple(_parse(item, p) for p in parts)
     if hint is bool:
         return True if lowered in _TRUE else False if lowered in _FALSE else text
     for kind in (int, float) if hint in (int, float) else ():
