@@ -61,7 +61,7 @@ def _import_module(name: str) -> ModuleType:
         if exc.name is not None and name.startswith(exc.name):
             raise PluginError(f"plugin {name!r}: no module named {exc.name!r}") from None
         raise PluginError(f"plugin {name!r} failed to import: {_first_line(exc)}") from None
-    except Exception as exc:  # the plugin's own code: any error is the plugin's, not ours
+    except (Exception, SystemExit) as exc:  # the plugin's own code: its error, not ours
         raise PluginError(f"plugin {name!r} failed to import: {_first_line(exc)}") from None
 
 
@@ -81,7 +81,9 @@ def _import_file(path: Path) -> ModuleType:
     sys.modules[name] = module  # dataclasses and pickle look their module up here
     try:
         module_spec.loader.exec_module(module)
-    except Exception as exc:  # syntax errors and the plugin's own exceptions alike
+    # Syntax errors and the plugin's own exceptions alike; a sys.exit() would otherwise end
+    # ablate itself, silently and with the plugin's exit code.
+    except (Exception, SystemExit) as exc:
         del sys.modules[name]
         raise PluginError(f"plugin {path} failed to import: {_first_line(exc)}") from None
     _FILES[path] = module
@@ -91,5 +93,7 @@ def _import_file(path: Path) -> ModuleType:
 def _first_line(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}); a plugin must only register parts"
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -101,3 +101,15 @@ def test_runs_list_of_an_unknown_study_says_so(workdir):
     expected = (r"no study 'nosuch'" if (workdir / "runs.db").exists()
                 else r"no runs database at")
     assert_one_line_and_unchanged(workdir, ["runs", "list", "--study", "nosuch"], expected)
+
+
+@pytest.mark.parametrize("spec", ["exits.py", "exits_module"])
+def test_a_plugin_that_exits_at_import_is_a_failing_plugin(workdir, monkeypatch, spec):
+    """sys.exit(0) in a plugin ended ablate with exit code 0 and no word (issue 24)."""
+    (workdir / "exits.py").write_text("import sys\nsys.exit(0)\n")
+    (workdir / "exits_module.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.syspath_prepend(str(workdir))
+    for command in (["study", "show"], ["study", "run"]):
+        assert_one_line_and_unchanged(workdir, [*command, "tiny.toml", "--plugin", spec],
+                                      rf"plugin .*{spec.removesuffix('.py')}.* failed to import: "
+                                      r"it called sys\.exit\((0|3)\)")

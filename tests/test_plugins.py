@@ -103,6 +103,8 @@ def test_plugin_option_imports_before_the_study_is_checked(tmp_path, monkeypatch
     ("def broken(:\n", "SyntaxError: "),
     ("raise RuntimeError('no GPU here')\n", "RuntimeError: no GPU here"),
     ("import no_such_module_xyz\n", "ModuleNotFoundError: "),
+    ("import sys\nsys.exit(0)\n", "it called sys.exit(0)"),
+    ("raise SystemExit('bye')\n", "it called sys.exit('bye')"),
 ])
 def test_a_plugin_that_fails_is_one_line_naming_it(tmp_path, monkeypatch, source, expected):
     monkeypatch.chdir(tmp_path)
