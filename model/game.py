@@ -30,11 +30,7 @@ def _image_size(image_size: tuple[int, int]) -> tuple[int, int]:
 
 def check_points(points: torch.Tensor) -> torch.Tensor:
     """``points`` as float64 (N, 2) (x, y); a wrong shape or a non-finite value raises."""
-    if points.dim() != 2 or points.shape[1] != 2:
-        raise ValueError(
-            f"points of shape {tuple(points.shape)} are not valid; expected (N, 2) (x, y)"
-        )
-    points = points.to(torch.float64)
+    points = check_shape(points).to(torch.float64)
     if not torch.isfinite(points).all():
         raise ValueError("points contain a NaN or infinite coordinate")
     return points
@@ -115,7 +111,8 @@ def cell_sums(map2d: torch.Tensor, p: int) -> torch.Tensor:
 
 
 def level_errors(difference: torch.Tensor) -> dict[int, torch.Tensor]:
-    """Signed cell errors (p, p) of a (H, W) prediction-minus-truth map for every GAME level.
+    """Signed cell errors (..., p, p) of (..., H, W) prediction-minus-truth maps for every
+    GAME level.
 
     Level L's boundaries i*H//2^L equal level 3's boundaries (i * 2^(3-L)) * H//8, so the coarse
     cells are exact unions of the finest ones: one pass over the full map serves all levels.
@@ -125,7 +122,7 @@ def level_errors(difference: torch.Tensor) -> dict[int, torch.Tensor]:
     errors = {}
     for level in GAME_LEVELS:
         p, block = 2**level, 2 ** (finest - level)
-        errors[level] = cells.reshape(p, block, p, block).sum(dim=(1, 3))
+        errors[level] = cells.reshape(*cells.shape[:-2], p, block, p, block).sum(dim=(-3, -1))
     return errors
 
 
@@ -144,12 +141,22 @@ def game_per_image(
     """
     pred = upsample_density(density.detach().to(torch.float64), image_size)
     true = point_map(points.to(pred.device), image_size, count_all).to(torch.float64)
-    errors = level_errors(pred - true)
-    games = torch.stack([errors[level].abs().sum() for level in GAME_LEVELS])
-    fine = [errors[level].flatten() for level in GAME_LEVELS[1:]]
     # One transfer to the host for the whole image instead of one per number.
-    flat = torch.cat([games, errors[0].flatten(), pred.sum()[None], true.sum()[None], *fine])
-    values = flat.tolist()
+    return _row(_flat_errors(pred - true, pred.sum(), true.sum()).tolist())
+
+
+def _flat_errors(difference: torch.Tensor, pred: torch.Tensor, true: torch.Tensor):
+    """(..., K): GAME0-3, signed count error, predicted and true count, the fine cells of
+    levels 1-3, from (..., H, W) prediction-minus-truth maps and their (...) totals."""
+    errors = level_errors(difference)
+    lead = difference.shape[:-2]
+    games = torch.stack([errors[level].abs().sum(dim=(-2, -1)) for level in GAME_LEVELS], -1)
+    fine = [errors[level].reshape(*lead, -1) for level in GAME_LEVELS[1:]]
+    return torch.cat([games, errors[0].reshape(*lead, 1), pred[..., None], true[..., None],
+                      *fine], dim=-1)
+
+
+def _row(values: list[float]) -> dict[str, Any]:
     n_levels = len(GAME_LEVELS)
     row: dict[str, Any] = {f"game{level}": values[level] for level in GAME_LEVELS}
     row["error"], row["pred_count"], row["true_count"] = values[n_levels:n_levels + 3]
@@ -159,6 +166,59 @@ def game_per_image(
         start += 4**level
     row["cells"] = cells
     return row
+
+
+def point_maps(points: list[torch.Tensor], image_size: tuple[int, int],
+               count_all: bool = False) -> torch.Tensor:
+    """(B, H, W) float32 ``point_map`` of each point list, rasterised in one ``index_put_``."""
+    height, width = _image_size(image_size)
+    device = points[0].device if points else torch.device("cpu")
+    flat = torch.cat([check_shape(p).to(device, torch.float64) for p in points])
+    counts = [len(p) for p in points]
+    owner = torch.repeat_interleave(torch.arange(len(points), device=device),
+                                    torch.tensor(counts, device=device), output_size=sum(counts))
+    cols, rows = flat[:, 0].trunc(), flat[:, 1].trunc()
+    # NaN fails every comparison: such a point is dropped here and refused by game_batch.
+    keep = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+    # A dropped point goes to a spare column cut off below: no boolean indexing, which would
+    # wait for the device to count the points kept.
+    index = (owner, torch.where(keep, rows, 0).long(), torch.where(keep, cols, width).long())
+    target = torch.zeros(len(points), height, width + 1, dtype=torch.float32, device=device)
+    ones = torch.ones(flat.shape[0], dtype=torch.float32, device=device)
+    return target.index_put_(index, ones, accumulate=count_all)[..., :width]
+
+
+def check_shape(points: torch.Tensor) -> torch.Tensor:
+    if points.dim() != 2 or points.shape[1] != 2:
+        raise ValueError(
+            f"points of shape {tuple(points.shape)} are not valid; expected (N, 2) (x, y)"
+        )
+    return points
+
+
+def game_batch(
+    density: torch.Tensor,
+    points: list[torch.Tensor],
+    image_size: tuple[int, int],
+    count_all: bool = False,
+) -> list[dict[str, Any]]:
+    """``game_per_image`` of every image of a (B, 1, h, w) prediction of same-size images, in
+    one pass on the prediction's device and one transfer to the host for the whole batch."""
+    height, width = _image_size(image_size)
+    b, h, w = density.shape[0], int(density.shape[-2]), int(density.shape[-1])
+    maps = density.detach().to(torch.float64).reshape(b, 1, h, w)
+    ratio = height / h  # the protocol's row-stride quirk, as upsample_density
+    pred = F.interpolate(maps, size=(height, width), mode="bicubic",
+                         align_corners=False)[:, 0] / (ratio * ratio)
+    true = point_maps([p.to(pred.device) for p in points], image_size, count_all)
+    flat = _flat_errors(pred - true.to(torch.float64), pred.sum(dim=(1, 2)),
+                        true.sum(dim=(1, 2)).to(torch.float64))
+    finite = torch.cat([p.to(pred.device).reshape(-1) for p in points]).isfinite().all()
+    values = torch.cat([flat.flatten(), finite.to(flat.dtype)[None]]).tolist()
+    if not values[-1]:
+        raise ValueError("points contain a NaN or infinite coordinate")
+    k = flat.shape[-1]
+    return [_row(values[i * k:(i + 1) * k]) for i in range(b)]
 
 
 class MetricAccumulator:
@@ -179,25 +239,27 @@ class MetricAccumulator:
         image_size: tuple[int, int],
         image_id: str,
     ) -> dict[str, Any]:
-        # An image scored twice would silently weigh double in every mean.
-        if image_id in self._ids:
-            raise ValueError(f"image_id={image_id!r} was already added")
-        row = {"image_id": image_id, **game_per_image(density, points, image_size, self.count_all)}
-        self._ids.add(image_id)
-        self._rows.append(row)
-        return row
+        row = game_per_image(density, points, image_size, self.count_all)
+        return self._extend([image_id], [row])[0]
 
     def add_batch(self, density: torch.Tensor, batch: Batch) -> list[dict[str, Any]]:
-        """Score a (B, 1, h, w) prediction against a full-resolution batch."""
+        """Score a (B, 1, h, w) prediction against a full-resolution batch (one host sync)."""
         if density.dim() != 4 or density.shape[0] != len(batch.ids):
             raise ValueError(
                 f"density of shape {tuple(density.shape)} does not match a batch of "
                 f"{len(batch.ids)} images; expected (B, 1, h, w)"
             )
-        return [
-            self.add(density[i], batch.points[i], batch.image_size, batch.ids[i])
-            for i in range(len(batch.ids))
-        ]
+        return self._extend(batch.ids, game_batch(density, batch.points, batch.image_size,
+                                                  self.count_all))
+
+    def _extend(self, ids: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for image_id, row in zip(ids, rows, strict=True):
+            # An image scored twice would silently weigh double in every mean.
+            if image_id in self._ids:
+                raise ValueError(f"image_id={image_id!r} was already added")
+            self._ids.add(image_id)
+            self._rows.append({"image_id": image_id, **row})
+        return self._rows[-len(ids):]
 
     def results(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._rows]

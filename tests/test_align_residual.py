@@ -106,7 +106,8 @@ class Undoing(Identity):
 
     def forward(self, rgb, thermal):
         out = super().forward(rgb, thermal)
-        return dataclasses.replace(out, theta=next(self.thetas))
+        # One theta per image of the batch (evaluation batches same-size images).
+        return dataclasses.replace(out, theta=torch.cat([next(self.thetas) for _ in rgb]))
 
 
 def test_evaluate_records_no_residual_for_an_stn_that_undoes_the_generator():

@@ -190,8 +190,9 @@ def test_select_metrics_is_still_importable_as_a_name():
     assert SELECT_METRICS[-1] == "game_sum" and "rmse" in SELECT_METRICS
 
 
-EXECUTION = {"device": "cpu", "num_workers": 3, "on_device": True, "compile": True,
-             "channels_last": False}
+EXECUTION = {"device": "cpu", "num_workers": 3, "on_device": False, "compile": True,
+             "channels_last": False, "eval_batch_size": 1, "checkpoint_every": 5,
+             "checkpoint_minutes": 10.0, "deterministic": True}
 RESULT_CHANGING = {"lr": 5e-4, "epochs": 7, "stn": True, "offset_mode": "deform",
                    "local_count": 0.2, "crop_size": 128, "precision": "fp32", "eval_every": 2,
                    "seed": 1, "synth_shift": 4.0, "synth_n_train": 10, "data_path": "/data/x",

@@ -15,7 +15,8 @@ from model.errors import ConfigError, did_you_mean
 
 # How a run is executed, not what it computes: left out of the config hash, so the same
 # experiment on another machine, worker count or memory layout is recognised as done.
-EXECUTION_FIELDS = ("device", "num_workers", "on_device", "compile", "channels_last")
+EXECUTION_FIELDS = ("device", "num_workers", "on_device", "compile", "channels_last",
+                    "eval_batch_size", "checkpoint_every", "checkpoint_minutes", "deterministic")
 
 # Fields added after runs were first recorded, at the value that reproduces the code from before
 # they existed: left out of the hash at that value, so a database's earlier runs stay recognised.

@@ -1,9 +1,9 @@
 """Epoch iterators: random crops for training, full images for evaluation.
 
 Three training paths with the same semantics (same generator -> same windows, flips and points):
-in-process on the CPU, a DataLoader with workers (and pinned memory for CUDA), and, with
-``on_device`` on CUDA, the whole decoded split resident on the GPU, cropped there in one gather
-per batch so the loader never starves a fast GPU.
+in-process on the CPU, one persistent DataLoader with workers (pinned memory for CUDA), and,
+with ``on_device`` on CUDA when the splits fit, the whole decoded split resident on the GPU,
+cropped there in one gather per batch so the loader never starves a fast GPU.
 """
 
 from __future__ import annotations
@@ -143,6 +143,76 @@ def _device_maps(pairs, order, params: CropParams, device) -> torch.Tensor | Non
     return None if known is None else known.to(device, non_blocking=True)
 
 
+def stack_bytes(pairs: PairSet) -> int:
+    """Bytes the split takes resident on a device: both uint8 stacks at the largest size."""
+    if not len(pairs):
+        return 0
+    h, w = (max(s.size[i] for s in pairs) for i in (0, 1))
+    channels = pairs[0].rgb.shape[0] + pairs[0].thermal.shape[0]
+    return len(pairs) * channels * h * w
+
+
+def fits_on_device(pairs: list[PairSet], free_bytes: int, share: float = 0.25) -> bool:
+    """Whether every split fits in ``share`` of the device's free memory: the rest is left
+    to the network, its activations and cudnn's workspaces."""
+    return sum(stack_bytes(p) for p in pairs) <= share * free_bytes
+
+
+def make_resident(pairs: PairSet, device: torch.device) -> None:
+    """Copy the split to ``device`` once; train_batches and eval_batches then cut from it."""
+    _device_stack(pairs, device)
+
+
+class _EpochJobs:
+    """The batch sampler of a persistent DataLoader: iterated in the main process at the start
+    of each epoch, it yields that epoch's jobs, so the workers live for the whole run."""
+
+    def __init__(self) -> None:
+        self.jobs: list[list[Job]] = []
+
+    def __iter__(self):
+        return iter(self.jobs)
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+
+class EpochLoader:
+    """One object per run that yields each epoch's batches; with workers, one persistent
+    DataLoader (pinned memory for CUDA) serves every epoch instead of a new one per epoch."""
+
+    def __init__(self, pairs: PairSet, cfg: DataConfig, batch_size: int,
+                 device: torch.device | str = "cpu") -> None:
+        self.pairs, self.cfg, self.batch_size = pairs, cfg, batch_size
+        self.device = torch.device(device)
+        self.resident = str(self.device) in pairs.device_cache and self.device.type != "cpu"
+        self._jobs = _EpochJobs()
+        self._loader = None
+        if cfg.num_workers > 0 and not self.resident:
+            self._loader = DataLoader(
+                _CropSet(pairs), batch_sampler=self._jobs, num_workers=cfg.num_workers,
+                collate_fn=_stack, pin_memory=self.device.type == "cuda",
+                persistent_workers=True)
+
+    def epoch(self, generator: torch.Generator) -> Iterator[Batch]:
+        """One shuffled epoch of uint8 crops of ``crop_size`` with a random horizontal flip;
+        ``generator`` (CPU) draws them, so the same seed gives the same epoch on every path."""
+        if self.resident:
+            yield from _device_batches(self.pairs, self.cfg, self.batch_size, generator,
+                                       self.device)
+            return
+        self._jobs.jobs = _job_lists(self.pairs, self.cfg, self.batch_size, generator)
+        dataset = _CropSet(self.pairs)
+        batches = self._loader if self._loader is not None else (
+            _stack([dataset[job] for job in batch]) for batch in self._jobs.jobs)
+        for rgb, thermal, points, ids, sizes, maps in batches:
+            batch = Batch(rgb=rgb, thermal=thermal, points=points, ids=ids,
+                          full_sizes=[(int(h), int(w)) for h, w in sizes],
+                          thermal_to_rgb=_known(maps))
+            yield batch if self.device.type == "cpu" else batch.to(self.device,
+                                                                   non_blocking=True)
+
+
 def train_batches(
     pairs: PairSet,
     cfg: DataConfig,
@@ -150,35 +220,34 @@ def train_batches(
     generator: torch.Generator,
     device: torch.device | str = "cpu",
 ) -> Iterator[Batch]:
-    """One shuffled epoch of uint8 crops of ``cfg.crop_size`` with a random horizontal flip.
-
-    ``generator`` is a CPU generator; the same seed gives the same epoch on every path.
-    """
+    """One epoch of ``EpochLoader`` (a run keeps one loader instead). ``on_device`` on CUDA
+    copies the split to the device first."""
     device = torch.device(device)
     if cfg.on_device and device.type == "cuda":
-        yield from _device_batches(pairs, cfg, batch_size, generator, device)
-        return
-    jobs = _job_lists(pairs, cfg, batch_size, generator)
-    dataset = _CropSet(pairs)
-    if cfg.num_workers > 0:
-        batches = DataLoader(
-            dataset,
-            batch_sampler=jobs,
-            num_workers=cfg.num_workers,
-            collate_fn=_stack,
-            pin_memory=device.type == "cuda",
-        )
-    else:
-        batches = (_stack([dataset[job] for job in batch]) for batch in jobs)
-    for rgb, thermal, points, ids, sizes, maps in batches:
-        batch = Batch(rgb=rgb, thermal=thermal, points=points, ids=ids,
-                      full_sizes=[(int(h), int(w)) for h, w in sizes],
-                      thermal_to_rgb=_known(maps))
-        yield batch if device.type == "cpu" else batch.to(device, non_blocking=True)
+        make_resident(pairs, device)
+    yield from EpochLoader(pairs, cfg, batch_size, device).epoch(generator)
 
 
-def eval_batches(pairs: PairSet, device: torch.device | str = "cpu") -> Iterator[Batch]:
-    """Every pair at full resolution, one per batch (the protocol evaluates uncropped images)."""
-    for s in pairs:
-        batch = Batch(rgb=s.rgb[None], thermal=s.thermal[None], points=[s.points], ids=[s.id])
-        yield batch if torch.device(device).type == "cpu" else batch.to(device)
+def eval_batches(pairs: PairSet, device: torch.device | str = "cpu",
+                 batch_size: int = 1) -> Iterator[Batch]:
+    """Every pair at full resolution (the protocol evaluates uncropped images), up to
+    ``batch_size`` images of one size per batch, sizes in their first-seen order. On a device
+    that holds the split (``on_device``), the batch is cut from the resident stack."""
+    device = torch.device(device)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, s in enumerate(pairs):
+        groups.setdefault(tuple(s.size), []).append(i)
+    resident = pairs.device_cache.get(str(device)) if device.type != "cpu" else None
+    for (h, w), members in groups.items():
+        for start in range(0, len(members), batch_size):
+            chosen = members[start:start + batch_size]
+            samples = [pairs[i] for i in chosen]
+            if resident is not None:
+                index = torch.tensor(chosen, device=device)
+                rgb, thermal = (stack[index, :, :h, :w] for stack in resident[:2])
+            else:
+                rgb = torch.stack([s.rgb for s in samples])
+                thermal = torch.stack([s.thermal for s in samples])
+            batch = Batch(rgb=rgb, thermal=thermal, points=[s.points for s in samples],
+                          ids=[s.id for s in samples])
+            yield batch if device.type == "cpu" else batch.to(device, non_blocking=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ REQUIRED = ("model", "config")  # what every checkpoint the trainer writes holds
 def save_atomic(payload: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
+    _write(payload, tmp, path)
     os.replace(tmp, path)  # a crash leaves the previous checkpoint whole
 
 
@@ -35,10 +36,34 @@ def save_keeping_previous(payload: dict, folder: Path) -> None:
     a node that dies mid-write, or a disk that fills, leaves at least one whole checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{LAST}.{os.getpid()}.tmp"
-    torch.save(payload, tmp)
+    _write(payload, tmp, folder / LAST)
     if (folder / LAST).exists():
         os.replace(folder / LAST, folder / PREVIOUS)
     os.replace(tmp, folder / LAST)
+
+
+def _write(payload: dict, tmp: Path, path: Path) -> None:
+    """``torch.save`` to ``tmp``; a failed write (a full disk, a quota, a vanished mount) is one
+    ``CheckpointError`` naming ``path`` and the cause, and leaves no partial file behind."""
+    try:
+        torch.save(payload, tmp)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"could not write checkpoint {path}: {_cause(exc, path)}") from None
+
+
+def _cause(exc: BaseException, path: Path) -> str:
+    """Why a write failed, in words: the OS's reason, or (torch's zip writer reports a short
+    write only as "unexpected pos A vs B") the free space left where the file goes."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{os.strerror(exc.errno)} (errno {exc.errno})"
+    detail = " ".join(str(exc).split())  # one line, whatever the library printed
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return f"the write stopped short ({detail})"
+    return (f"the write stopped short ({detail}); {free / 2**20:.0f} MiB free on its disk: "
+            "is the disk full or over quota?")
 
 
 def load_resumable(folder: Path) -> tuple[dict | None, str | None]:

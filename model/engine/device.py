@@ -30,6 +30,17 @@ def autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def configure_backends(cfg: TrainConfig, device: torch.device) -> bool:
+    """Deterministic kernels when asked; else on CUDA cudnn.benchmark, which times the
+    convolution algorithms once per input shape (fixed crops: once per run) and keeps the
+    fastest. Returns whether benchmark is on. Process-wide: set again by every run."""
+    torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
+    benchmark = device.type == "cuda" and not cfg.deterministic
+    torch.backends.cudnn.benchmark = benchmark
+    torch.backends.cudnn.deterministic = cfg.deterministic
+    return benchmark
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -47,28 +47,31 @@ def evaluate(
     displacement at the heads left after the model's alignment and without it."""
     was_training = net.training
     net.eval()
+    train_cfg = train_cfg or TrainConfig()
     ratio = net.cfg.downsample_ratio
     acc = MetricAccumulator()
     errors: list[torch.Tensor] = []  # per head: (residual, baseline) after/without alignment
     moving_is_rgb = getattr(net.cfg, "moving", "rgb") == "rgb"
+    by_id = {s.id: s for s in pairs}
     try:
-        for sample, batch in zip(pairs, eval_batches(pairs, device=device), strict=True):
+        for batch in eval_batches(pairs, device, train_cfg.eval_batch_size):
             batch = normalize(batch, stats)
             if warp_moving is not None:
                 moved = warp_moving(getattr(batch, net.cfg.moving))
                 batch = replace(batch, **{net.cfg.moving: moved})
             rgb, thermal = pad_to(batch.rgb, ratio), pad_to(batch.thermal, ratio)
-            with autocast(train_cfg or TrainConfig(), device):
+            with autocast(train_cfg, device):
                 out = net(rgb, thermal)
-            density = out.density.float()
             # An extra warp_moving displacement is not in the generator's truth: not measured.
-            if align and "rgb_points" in sample.meta and warp_moving is None:
-                errors.append(head_alignment_errors(out, sample.points, sample.meta["rgb_points"],
-                                                    tuple(rgb.shape[-2:]), moving_is_rgb))
+            for i, image_id in enumerate(batch.ids):
+                sample = by_id[image_id]
+                if align and "rgb_points" in sample.meta and warp_moving is None:
+                    errors.append(head_alignment_errors(
+                        out, sample.points, sample.meta["rgb_points"], tuple(rgb.shape[-2:]),
+                        moving_is_rgb, index=i))
             h, w = batch.image_size
             # Drop the padded margin so the prediction covers exactly the image.
-            density = density[..., : -(-h // ratio), : -(-w // ratio)]
-            acc.add_batch(density, batch)
+            acc.add_batch(out.density[..., : -(-h // ratio), : -(-w // ratio)], batch)
     finally:
         net.train(was_training)
     summary = acc.summary()
@@ -77,11 +80,13 @@ def evaluate(
         # Pooled over every labelled head of the split; NaN when the split has no heads.
         summary.update(zip(ALIGN_KEYS, both.mean(0).tolist() if len(both) else
                            [float("nan")] * 2, strict=True))
-    return summary, acc.results()
+    position = {s.id: i for i, s in enumerate(pairs)}  # rows in the split's order
+    return summary, sorted(acc.results(), key=lambda row: position[row["image_id"]])
 
 
 def head_alignment_errors(out: ModelOutput, points: torch.Tensor, rgb_points: torch.Tensor,
-                          size: tuple[int, int], moving_is_rgb: bool = True) -> torch.Tensor:
+                          size: tuple[int, int], moving_is_rgb: bool = True,
+                          index: int = 0) -> torch.Tensor:
     """(N, 2): per head, how far the aligned moving image still is from the reference (the
     residual) and how far it was before alignment (the baseline), in input pixels.
 
@@ -90,21 +95,23 @@ def head_alignment_errors(out: ModelOutput, points: torch.Tensor, rgb_points: to
     STN, g the STN's sampling map (``theta`` for ``affine_grid`` with align_corners=False over
     the padded ``size``; pixel c spans [c, c + 1)). Alignment is right at a head whose reference
     position is p when g(p + f(p)) is where the same head is in the moving image, q. So the
-    residual is |q - g(p + f(p))| and the baseline (identity alignment) is |q - p|. Batch 1.
+    residual is |q - g(p + f(p))| and the baseline (identity alignment) is |q - p|. Image
+    ``index`` of the batch.
     """
     ref, mov = (points, rgb_points) if moving_is_rgb else (rgb_points, points)
     ref, mov = ref.float().cpu(), mov.float().cpu()
     extent = torch.tensor([size[1], size[0]], dtype=torch.float32)  # (W, H)
     x = ref
     if out.displacement is not None and len(ref):
-        field = out.displacement[:1].float().cpu()  # (1, 2, h, w) as (dx, dy) feature pixels
+        # (1, 2, h, w) as (dx, dy) feature pixels
+        field = out.displacement[index:index + 1].float().cpu()
         stride = extent / torch.tensor([field.shape[-1], field.shape[-2]], dtype=torch.float32)
         grid = (2 * ref / extent - 1)[None, None]  # (1, 1, N, 2) normalised, as the flow warp
         at_heads = F.grid_sample(field, grid, mode="bilinear", padding_mode="border",
                                  align_corners=False)[0, :, 0].T  # (N, 2)
         x = x + at_heads * stride
     if out.theta is not None:
-        theta = out.theta[0].float().cpu()  # (2, 3) normalised -> normalised
+        theta = out.theta[index].float().cpu()  # (2, 3) normalised -> normalised
         x = ((2 * x / extent - 1) @ theta[:, :2].T + theta[:, 2] + 1) * extent / 2
     return torch.stack([(mov - x).norm(dim=1), (mov - ref).norm(dim=1)], dim=1)
 

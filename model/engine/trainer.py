@@ -1,11 +1,12 @@
 """The training loop: the plan's recipe, selection on val, test only at the selected checkpoint,
-resumable from the last epoch's checkpoint."""
+resumable from the last saved checkpoint (see ``model.engine.schedule`` for when it saves)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -16,11 +17,20 @@ from typing import Any
 import torch
 
 from model.config import RunConfig
-from model.data import Splits, load_splits, normalize, random_affine, train_batches
+from model.data import Splits, load_splits, normalize, random_affine
+from model.data.loader import EpochLoader, fits_on_device, make_resident
 from model.engine import checkpoint
-from model.engine.device import autocast, resolve_device, rng_state, seed_everything, set_rng_state
+from model.engine.device import (
+    autocast,
+    configure_backends,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from model.engine.evaluate import evaluate
 from model.engine.optim import build_optimizer, build_scheduler, local_count_scale, set_frozen
+from model.engine.schedule import CheckpointClock, degenerate_warning, eval_interval, validates
 from model.errors import TrainingError
 from model.losses import build_loss
 from model.losses.alignment import known_map, theta_to_pixels
@@ -40,6 +50,9 @@ class TrainResult:
     history: list[dict[str, float]]
     image_results: list[dict[str, Any]] = field(default_factory=list)  # test, per image
     checkpoint: Path | None = None
+    warnings: list[str] = field(default_factory=list)  # one line each, e.g. a degenerate run
+    # How it ran: the data path and backends chosen for this machine (not in the hash).
+    execution: dict[str, Any] = field(default_factory=dict)
 
 
 class Trainer:
@@ -49,6 +62,10 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         seed_everything(cfg.train.seed)
         self.splits = splits or load_splits(cfg.data, cfg.model.thermal_channels)
+        self.cfg = cfg = self._choose_data_path(cfg)
+        self.loader = EpochLoader(self.splits.train, cfg.data, cfg.train.batch_size, self.device)
+        self.eval_every = eval_interval(cfg, self.splits)
+        self.clock = CheckpointClock(cfg.train.checkpoint_every, cfg.train.checkpoint_minutes)
         self.net: RGBTCounter = build_model(cfg.model).to(self.device)
         if self.device.type == "cuda" and cfg.train.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -60,6 +77,26 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.train.seed)
         self.start_epoch, self.best_score, self.best_epoch = 0, math.inf, -1
         self.history: list[dict[str, float]] = []
+
+    def _choose_data_path(self, cfg: RunConfig) -> RunConfig:
+        """The config with the data path this machine runs: on CUDA the splits resident on
+        the GPU when they fit, else persistent pinned workers; recorded in every checkpoint."""
+        data = cfg.data
+        benchmark = configure_backends(cfg.train, self.device)
+        resident = False
+        if self.device.type == "cuda" and data.on_device:
+            free, _ = torch.cuda.mem_get_info(self.device)
+            resident = fits_on_device([self.splits.train, self.splits.val], free)
+        workers = data.num_workers
+        if self.device.type == "cuda" and not resident and workers == 0:
+            workers = min(4, max(1, (os.cpu_count() or 2) // 2))
+        if resident:
+            make_resident(self.splits.train, self.device)
+            make_resident(self.splits.val, self.device)
+        self.execution = {"on_device": resident, "num_workers": 0 if resident else workers,
+                          "cudnn_benchmark": benchmark}
+        return dataclasses.replace(cfg, data=dataclasses.replace(
+            data, on_device=resident, num_workers=self.execution["num_workers"]))
 
     # -- checkpoints ---------------------------------------------------------------------
     def _state(self, epoch: int) -> dict:
@@ -115,8 +152,7 @@ class Trainer:
         n_steps = n_pairs = 0
         stepped = False
         start = time.perf_counter()
-        for batch in train_batches(self.splits.train, cfg.data, cfg.train.batch_size,
-                                   self.generator, device=self.device):
+        for batch in self.loader.epoch(self.generator):
             batch = normalize(batch.to(self.device, non_blocking=True), self.splits.stats)
             rgb, thermal, injected = batch.rgb, batch.thermal, None
             if warmup:
@@ -192,24 +228,33 @@ class Trainer:
     def fit(self) -> TrainResult:
         cfg = self.cfg.train
         self.resume()
+        log.info("data path: %s; validation every %d epoch(s)", self.execution, self.eval_every)
         for epoch in range(self.start_epoch, cfg.epochs):
             row = {"epoch": epoch, **self._train_epoch(epoch)}
-            if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
-                val, _ = evaluate(self.net, self.splits.val, self.splits.stats, self.device, cfg)
-                row.update({f"val_{k}": v for k, v in val.items() if k != "n_images"})
-                score = selection_score(val, cfg.select_metric)
-                if score < self.best_score or self.best_epoch < 0:
-                    self.best_score, self.best_epoch = score, epoch
-                    checkpoint.save_atomic(
-                        {"config": self.cfg.to_dict(), "epoch": epoch,
-                         "model": self.net.state_dict(), "val": val},
-                        self.out_dir / checkpoint.BEST,
-                    )
+            if validates(epoch, self.eval_every, cfg.epochs):
+                row.update(self._validate(epoch))
             self.history.append(row)
-            checkpoint.save_keeping_previous(self._state(epoch), self.out_dir)
+            if self.clock.due(epoch, cfg.epochs):
+                start = time.perf_counter()
+                checkpoint.save_keeping_previous(self._state(epoch), self.out_dir)
+                self.clock.record(time.perf_counter() - start)
             if self.on_epoch is not None:
                 self.on_epoch(epoch, row)
         return self.final()
+
+    def _validate(self, epoch: int) -> dict[str, float]:
+        """Val metrics of this epoch; best.pt when they are the best so far."""
+        cfg = self.cfg.train
+        val, _ = evaluate(self.net, self.splits.val, self.splits.stats, self.device, cfg)
+        score = selection_score(val, cfg.select_metric)
+        if score < self.best_score or self.best_epoch < 0:
+            self.best_score, self.best_epoch = score, epoch
+            checkpoint.save_atomic(
+                {"config": self.cfg.to_dict(), "epoch": epoch, "model": self.net.state_dict(),
+                 "val": val},
+                self.out_dir / checkpoint.BEST,
+            )
+        return {f"val_{k}": v for k, v in val.items() if k != "n_images"}
 
     def final(self) -> TrainResult:
         """Val and test at the checkpoint selected on val; test is never looked at before."""
@@ -218,8 +263,12 @@ class Trainer:
         stats, dev, t = self.splits.stats, self.device, self.cfg.train
         val, _ = evaluate(self.net, self.splits.val, stats, dev, t)
         test, rows = evaluate(self.net, self.splits.test, stats, dev, t)
+        warning = degenerate_warning(self.history, test)
+        if warning is not None:
+            log.warning(warning)
         return TrainResult(best["epoch"], val, test, self.history, rows,
-                           self.out_dir / checkpoint.BEST)
+                           self.out_dir / checkpoint.BEST, [warning] if warning else [],
+                           {**self.execution, "eval_every": self.eval_every})
 
 
 def train(cfg: RunConfig, out_dir: Path | str, splits: Splits | None = None,
