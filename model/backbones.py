@@ -6,10 +6,14 @@ themselves from it. The stem is the first conv alone, so the plan's Option C (on
 modality, every later layer shared) is just "two stems, one ``stages`` list".
 
 A "backbone" registry entry is a function ``(in_channels, pretrained) -> EncoderParts``.
+
+A shared backbone normalises RGB and thermal with one set of batch statistics;
+``split_batch_norms`` gives each modality its own (``modality_norm = "separate"``).
 """
 
 from __future__ import annotations
 
+import copy
 import socket
 from dataclasses import dataclass
 from functools import partial
@@ -163,6 +167,36 @@ def _vgg(name: str, in_channels: int, pretrained: str | None) -> EncoderParts:
 
 for _name in TORCHVISION_VGG:
     register("backbone", _name)(partial(_vgg, _name))
+
+
+class ModalityBatchNorm2d(nn.Module):
+    """Batch norm with each modality's own statistics and affine parameters, in a stage whose
+    convolutions both share: domain-specific batch norm (Chang et al., CVPR 2019).
+
+    One shared batch norm sees a batch of RGB and thermal together, so its mean and variance
+    are the two modalities' mixture: neither is normalised as a backbone of its own would.
+    The input is the shared stage's batch of 2B, RGB first (``TwoStreamEncoder.stage``).
+    """
+
+    def __init__(self, norm: nn.BatchNorm2d) -> None:
+        super().__init__()
+        # Both start as the given norm: its pretrained statistics and affine parameters.
+        self.rgb, self.thermal = copy.deepcopy(norm), copy.deepcopy(norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (2B, C, H, W), RGB first
+        rgb, thermal = x.chunk(2)
+        return torch.cat([self.rgb(rgb), self.thermal(thermal)])
+
+
+def split_batch_norms(module: nn.Module) -> nn.Module:
+    """``module`` with every BatchNorm2d in it replaced, in place, by a ModalityBatchNorm2d
+    made of two copies of it; a backbone without batch norm (VGG19) is left as it was."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, ModalityBatchNorm2d(child))
+        else:
+            split_batch_norms(child)
+    return module
 
 
 def build_encoder(name: str, in_channels: int, pretrained: str | None = None) -> EncoderParts:

@@ -18,7 +18,7 @@ import zlib
 import torch
 from torch import nn
 
-from model.backbones import build_encoder
+from model.backbones import build_encoder, split_batch_norms
 from model.config import ModelConfig
 from model.layers.grl import DomainHead, NoDomain
 from model.layers.heads import DensityHead, MultiScaleHead, NoHead, resample
@@ -47,6 +47,8 @@ def part_seed(name: str):
 class TwoStreamEncoder(nn.Module):
     """Per-modality stems; stages shared (run as one batch of 2B) or one copy per modality.
 
+    Shared stages normalise both modalities together, unless ``modality_norm = "separate"``
+    gives each its own batch norms (``model.backbones.ModalityBatchNorm2d``).
     ``stem`` and ``stage`` take and return (reference, moving) pairs; the module keeps its
     rgb/thermal parameter names, which checkpoints store.
     """
@@ -62,6 +64,8 @@ class TwoStreamEncoder(nn.Module):
         self.stem_rgb, self.stem_thermal = rgb.stem, thermal.stem
         self.stages_rgb = rgb.stages
         self.stages_thermal = None if self.shared else thermal.stages
+        if self.shared and cfg.modality_norm == "separate":
+            split_batch_norms(self.stages_rgb)  # separate stages have their own norms already
         self.feature_info = rgb.feature_info
 
     def swap(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

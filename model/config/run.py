@@ -24,6 +24,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "stn_mode": "affine", "align_loss": 0.0, "align_ncc": 0.0, "warmup_align_loss": 0.0,
     "warmup_count_weight": 1.0, "synth_max_decoys": 0, "synth_thermal_blur": 0.0,
     "synth_shared_scene": 0.0, "synth_night_brightness": 0.21, "synth_night_noise": 0.06,
+    "modality_norm": "shared",
 }
 STN_BOUNDS = ("stn_max_shift", "stn_max_rotation", "stn_max_scale")
 

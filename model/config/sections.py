@@ -55,6 +55,7 @@ class ModelConfig:
     # None, a state-dict path, or "torchvision" (the torch cache; downloaded once when missing)
     pretrained: str | None = None
     shared_backbone: bool = False  # plan Option C: per-modality first conv, shared rest
+    modality_norm: str = "shared"  # "separate": a shared backbone's batch norms per modality
     thermal_channels: int = 3  # RGBT-CC's thermal JPEG is 3-channel pseudo-colour
     reference: str = "thermal"  # RGBT-CC points live on the thermal image
     stn: bool = False  # the stn registry entry named stn_mode, else "none"
@@ -78,6 +79,7 @@ class ModelConfig:
     }
     CHOICES: ClassVar[dict[str, Callable[[], Sequence[Any]]]] = {
         "backbone": _registry("backbone"),
+        "modality_norm": _fixed("shared", "separate"),
         "stn_mode": lambda: [n for n in names("stn") if n != "none"],
         "reference": _fixed(*REFERENCES),
         "offset_mode": _registry("aligner"),
