@@ -1,7 +1,7 @@
 """The RGB-T crowd-counting network, its losses, data, metrics and training engine.
 
     import model
-    net = model.build_model(model.ModelConfig(stn=True, offset_align=True))
+    net = model.build_model(model.ModelConfig(stn="bounded", aligner="flow"))
 """
 
 from model.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig

@@ -20,8 +20,7 @@ from torch import nn
 
 from model.backbones import build_encoder, split_batch_norms
 from model.config import ModelConfig
-from model.layers.grl import DomainHead, NoDomain
-from model.layers.heads import DensityHead, MultiScaleHead, NoHead, resample
+from model.layers.heads import DensityHead, resample
 from model.output import ModelOutput
 from model.registry import lookup
 
@@ -93,21 +92,21 @@ class RGBTCounter(nn.Module):
         info = self.encoder.feature_info
         ref_c, mov_c = self.encoder.swap(3, cfg.thermal_channels)
         with part_seed("stn"):
-            self.stn = lookup("stn", cfg.stn_name)(mov_c, ref_c, **cfg.stn_limits())
+            self.stn = lookup("stn", cfg.stn)(mov_c, ref_c, **cfg.stn_limits())
         self.align_stage = cfg.offset_stage - 1
         # Named "offset", not "aligner": checkpoints store the aligner's weights as offset.*.
         with part_seed("offset"):
-            self.offset = lookup("aligner", cfg.aligner_name)(info[self.align_stage].channels)
+            self.offset = lookup("aligner", cfg.aligner)(info[self.align_stage].channels)
         deep_c = info[-1].channels
         with part_seed("fusion"):
             self.fusion = lookup("fusion", cfg.fusion)(deep_c)
         with part_seed("domain"):
-            self.domain = DomainHead(deep_c, cfg.grl_lambda) if cfg.grl else NoDomain()
+            self.domain = lookup("domain_head", cfg.domain_head)(deep_c, cfg.grl_lambda)
         with part_seed("head"):
             self.head = DensityHead(deep_c)
         with part_seed("head_s4"):
-            self.head_s4 = (MultiScaleHead(deep_c, info[S4_STAGE].channels) if cfg.multiscale
-                            else NoHead())
+            self.head_s4 = lookup("multiscale_head", cfg.multiscale_head)(
+                deep_c, info[S4_STAGE].channels)
 
     def _check(self, rgb: torch.Tensor, thermal: torch.Tensor) -> None:
         cfg = self.cfg

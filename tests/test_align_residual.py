@@ -147,8 +147,8 @@ def test_the_report_shows_residual_and_baseline_per_variant(tmp_path):
     with RunStore(url) as store:
         add_aligned_run(store, "A", 0, 6.0, 6.0)
         add_aligned_run(store, "A", 1, 7.0, 7.0)
-        add_aligned_run(store, "B", 0, 2.0, 6.0, {"stn": True})
-        add_aligned_run(store, "B", 1, 3.0, 7.0, {"stn": True})
+        add_aligned_run(store, "B", 0, 2.0, 6.0, {"stn": "bounded"})
+        add_aligned_run(store, "B", 1, 3.0, 7.0, {"stn": "bounded"})
         rep = build_report(store, str(study))
     stored = rep.table.loc["B", "align_split"]  # "test" once the database keeps them
     assert stored in ("test", "val")
@@ -178,7 +178,7 @@ def test_a_report_without_alignment_values_has_no_alignment_section(tmp_path):
 def test_viz_shows_the_alignment_at_the_heads_of_each_image(tmp_path):
     # A flow field fixed at (1.5, -0.5) feature pixels = (3, -1) input pixels at stride 2,
     # after an STN that is the identity at init: every head is read 3 px right and 1 px up.
-    loaded, splits = tiny_loaded(stn=True, offset_align=True)
+    loaded, splits = tiny_loaded(stn="bounded", aligner="flow")
     last = loaded.net.offset.offset[-1]
     with torch.no_grad():
         last.bias[0::2], last.bias[1::2] = 1.5, -0.5

@@ -397,10 +397,12 @@ def test_the_ncc_term_needs_an_stn():
 # -- 10. the config hash ---------------------------------------------------------------------
 
 
-def test_the_free_affine_stn_hashes_as_before_the_bounded_one_existed():
-    # The hash the code of commit caece39 (before stn_mode existed) gave this config.
-    cfg = RunConfig().with_overrides({"data_path": "/x", "stn": True, "stn_mode": "affine"})
-    assert cfg.config_hash() == "e8e577f8f1021a7a"
+def test_a_run_stored_before_stn_mode_existed_reads_as_the_free_affine_stn():
+    # Runs recorded before stn_mode existed trained the free affine STN (commit caece39).
+    stored = RunConfig().to_dict()
+    stored["model"] = {k: v for k, v in stored["model"].items() if k != "stn"} | {"stn": True}
+    assert RunConfig.from_record(stored).model.stn == "affine"
+    assert RunConfig.from_dict(stored).model.stn == "bounded"  # a study file: today's default
 
 
 def test_the_stn_bounds_count_only_for_an_on_bounded_stn():
@@ -408,9 +410,10 @@ def test_the_stn_bounds_count_only_for_an_on_bounded_stn():
         base = RunConfig().with_overrides({"data_path": "/x", **settings})
         return base.with_overrides({"stn_max_shift": 4.0}).config_hash() != base.config_hash()
 
-    assert changed(stn=True, stn_mode="bounded")
-    assert not changed(stn=True, stn_mode="affine")
-    assert not changed(stn=False, stn_mode="bounded")
+    assert changed(stn="bounded")
+    assert not changed(stn="affine")
+    assert not changed(stn="none")
+    assert changed(stn=True, stn_mode="bounded")  # the keys of earlier releases still read
 
 
 # -- 11. the supervised warm-up in the trainer ----------------------------------------------
@@ -420,7 +423,7 @@ def test_an_alignment_only_warmup_epoch_logs_the_align_term_and_no_density(tmp_p
     cfg = RunConfig().with_overrides({
         "synth_n_train": 4, "synth_n_val": 1, "synth_n_test": 1, "synth_height": 64,
         "synth_width": 64, "crop_size": 64, "batch_size": 4, "epochs": 1, "device": "cpu",
-        "stn": True, "align_warmup_epochs": 1, "warmup_align_loss": 1.0,
+        "stn": "bounded", "align_warmup_epochs": 1, "warmup_align_loss": 1.0,
         "warmup_count_weight": 0.0,
     })
     row = Trainer(cfg, tmp_path).fit().history[0]

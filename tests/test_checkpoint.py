@@ -23,9 +23,9 @@ TINY = {"synth_n_train": 2, "synth_n_val": 1, "synth_n_test": 2, "synth_height":
         "synth_width": 64, "crop_size": 64, "device": "cpu"}
 # Far from the defaults: another aligner, stage, reference, thermal channels and fusion, so a
 # network built from the defaults cannot load these weights.
-OTHER = {**TINY, "stn": True, "offset_align": True, "offset_mode": "deform", "offset_stage": 2,
+OTHER = {**TINY, "stn": "bounded", "aligner": "deform", "offset_stage": 2,
          "reference": "rgb", "thermal_channels": 1, "shared_backbone": True, "fusion": "sum",
-         "multiscale": True, "grl": True}
+         "multiscale_head": "stride4", "domain_head": "grl"}
 
 
 def write_checkpoint(path: Path, cfg: RunConfig, weights_of: RunConfig | None = None) -> Path:
@@ -90,7 +90,7 @@ def foreign_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
                                   weights_of=RunConfig().with_overrides(OTHER))
     stranger = tmp_path / "stranger.pt"
     record = default.to_dict()
-    record["model"]["offset_mode"] = "cross_attention"  # a plugin that is not loaded
+    record["model"]["aligner"] = "cross_attention"  # a plugin that is not loaded
     torch.save({"config": record, "model": {}}, stranger)
     return {
         "directory": (folder, f"{folder} is a directory, not a checkpoint file"),
@@ -103,7 +103,7 @@ def foreign_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "weights of another model": (mismatched, f"{mismatched} does not fit the model built "
                                                  "from its own config: "),
         "unknown part": (stranger, f"{stranger} holds a config this version cannot build: "
-                                   "offset_mode='cross_attention' is not valid"),
+                                   "aligner='cross_attention' is not valid"),
     }
 
 

@@ -199,7 +199,7 @@ def test_runs_show(study_copy):
     keys = (*METRIC_KEYS, "align_residual_px", "align_baseline_px")
     assert info["test"] == {k: row[k] for k in keys}
     cfg = _flat(info["config"])
-    assert cfg["offset_align"] is True and cfg["tv"] == 0.05
+    assert cfg["aligner"] == "flow" and cfg["tv"] == 0.05
     assert [e["epoch"] for e in info["epochs"]] == [0]
 
 

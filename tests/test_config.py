@@ -50,7 +50,7 @@ def refused(overrides: dict, pattern: str) -> str:
 def test_the_field_lists_cover_every_kind():
     assert {"lr", "grl_lambda", "synth_shift", "density_sigma"} <= set(FLOAT_FIELDS)
     assert {"epochs", "crop_size", "synth_seed", "offset_stage"} <= set(INT_FIELDS)
-    assert {"stn", "hflip", "compile"} <= set(BOOL_FIELDS)
+    assert {"shared_backbone", "hflip", "compile"} <= set(BOOL_FIELDS)
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "nan", "inf", "-inf", "NaN"])
@@ -138,7 +138,7 @@ def test_sections_built_directly_are_checked_too():
     with pytest.raises(ConfigError, match=r"^crop_size=60 is not valid"):
         RunConfig(data=DataConfig(crop_size=60))
     with pytest.raises(ConfigError, match=r"RunConfig.model must be a ModelConfig"):
-        RunConfig(model={"stn": True})
+        RunConfig(model={"stn": "bounded"})
 
 
 def test_exact_numbers_are_normalised_to_the_field_type():
@@ -151,12 +151,12 @@ def test_exact_numbers_are_normalised_to_the_field_type():
 
 
 @pytest.mark.parametrize(("key", "text", "value"), [
-    ("stn", "true", True), ("stn", "off", False), ("epochs", "12", 12), ("lr", "3", 3.0),
+    ("stn", "bounded", "bounded"), ("hflip", "off", False), ("epochs", "12", 12), ("lr", "3", 3.0),
     ("lr", "1e-3", 1e-3), ("local_count_levels", "1,2,3", (1, 2, 3)),
     ("local_count_level_weights", "[1.0, 0.5]", (1.0, 0.5)), ("data_path", "none", None),
     ("pretrained", "null", None), ("pretrained", "/w/vgg.pth", "/w/vgg.pth"),
     ("schedule", "none", "none"),  # a str field keeps the word: "none" is a schedule
-    ("offset_mode", "deform", "deform"),
+    ("aligner", "deform", "deform"), ("domain_head", "none", "none"),
 ])
 def test_set_strings_are_parsed_by_the_exact_field_type(key, text, value):
     weights = {"local_count_level_weights": SetText("1,1,1")}
@@ -193,7 +193,7 @@ def test_select_metrics_is_still_importable_as_a_name():
 EXECUTION = {"device": "cpu", "num_workers": 3, "on_device": False, "compile": True,
              "channels_last": False, "eval_batch_size": 1, "checkpoint_every": 5,
              "checkpoint_minutes": 10.0, "deterministic": True}
-RESULT_CHANGING = {"lr": 5e-4, "epochs": 7, "stn": True, "offset_mode": "deform",
+RESULT_CHANGING = {"lr": 5e-4, "epochs": 7, "stn": "bounded", "aligner": "deform",
                    "local_count": 0.2, "crop_size": 128, "precision": "fp32", "eval_every": 2,
                    "seed": 1, "synth_shift": 4.0, "synth_n_train": 10, "data_path": "/data/x",
                    "select_metric": "game_sum", "hflip": False, "pretrained": "torchvision"}
@@ -221,7 +221,7 @@ def test_synthetic_settings_count_only_for_synthetic_data():
 
 
 def test_to_dict_and_from_dict_round_trip_with_every_field():
-    cfg = RunConfig().with_overrides({"stn": True, "lr": 2e-4, "data_path": "/x",
+    cfg = RunConfig().with_overrides({"stn": "bounded", "lr": 2e-4, "data_path": "/x",
                                       "local_count_levels": [2], "local_count_level_weights": [1]})
     again = RunConfig.from_dict(cfg.to_dict())
     assert again == cfg and again.config_hash() == cfg.config_hash()

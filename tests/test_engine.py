@@ -43,7 +43,7 @@ class Stop(Exception):
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, splits):
-    cfg = config(epochs=3, stn=True, shared_backbone=True, fusion="sum")
+    cfg = config(epochs=3, stn="bounded", shared_backbone=True, fusion="sum")
     whole = Trainer(cfg, tmp_path / "whole", splits)
     whole.fit()
 
@@ -66,11 +66,11 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, splits)
 def test_a_foreign_checkpoint_in_the_output_directory_is_refused(tmp_path, splits):
     train(config(epochs=1), tmp_path, splits)
     with pytest.raises(TrainingError, match="another config"):
-        train(config(epochs=1, stn=True), tmp_path, splits)
+        train(config(epochs=1, stn="bounded"), tmp_path, splits)
 
 
 def test_nan_loss_stops_the_run_naming_epoch_and_term(tmp_path, splits):
-    trainer = Trainer(config(epochs=3, tv=0.05, offset_align=True), tmp_path, splits)
+    trainer = Trainer(config(epochs=3, tv=0.05, aligner="flow"), tmp_path, splits)
     real = trainer.loss_fn.forward
 
     def poisoned(out, batch, phase=None):
@@ -149,7 +149,7 @@ def test_crop_not_divisible_by_the_stride_is_refused_before_training(splits, tmp
 
 
 def test_an_aligners_large_gradient_does_not_shrink_the_counting_networks_step(tmp_path, splits):
-    trainer = Trainer(config(stn=True, offset_align=True, grad_clip=1.0), tmp_path, splits)
+    trainer = Trainer(config(stn="bounded", aligner="flow", grad_clip=1.0), tmp_path, splits)
     counting, stn, offset = trainer.clip_groups
     assert [id(p) for p in stn] == [id(p) for p in trainer.net.stn.parameters()]
     assert [id(p) for p in offset] == [id(p) for p in trainer.net.offset.parameters()]

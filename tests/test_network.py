@@ -15,8 +15,8 @@ from model.network import build_model, parameter_groups
 DEMO = load_study(Path(__file__).resolve().parents[1] / "studies" / "demo.toml")
 # The term each loss weight adds, and the module it needs (None: always available).
 TERMS = {"local_count": ("local_count", None), "feat_l1": ("feat_l1", None),
-         "tv": ("tv", "offset_align"), "domain": ("domain", "grl"),
-         "multiscale_weight": ("density_s4", "multiscale")}
+         "tv": ("tv", "aligner"), "domain": ("domain", "domain_head"),
+         "multiscale_weight": ("density_s4", "multiscale_head")}
 
 
 def make_batch(b=2, h=64, w=64, thermal_channels=3):
@@ -35,7 +35,7 @@ def expected_terms(run_cfg) -> set[str]:
     expected = {"density"}
     for weight, (term, module) in TERMS.items():
         if getattr(run_cfg.loss, weight) > 0 and (module is None or
-                                                  getattr(run_cfg.model, module)):
+                                                  getattr(run_cfg.model, module) != "none"):
             expected.add(term)
     return expected
 
@@ -64,7 +64,8 @@ def test_every_ablation_variant_trains_one_step(variant, backbone):
 @pytest.mark.parametrize("size", [(64, 64), (480, 640)])
 def test_output_shapes(ratio, size):
     h, w = size
-    cfg = ModelConfig(downsample_ratio=ratio, multiscale=True, stn=True, offset_align=True)
+    cfg = ModelConfig(downsample_ratio=ratio, multiscale_head="stride4", stn="bounded",
+                      aligner="flow")
     with torch.no_grad():
         out = build_model(cfg)(torch.randn(1, 3, h, w), torch.randn(1, 3, h, w))
     assert out.density.shape == (1, 1, h // ratio, w // ratio)
@@ -85,8 +86,8 @@ def test_vgg16_bn_output_shape(ratio):
 
 
 def test_deform_offsets_and_one_channel_thermal_with_rgb_reference():
-    cfg = ModelConfig(offset_align=True, offset_mode="deform", offset_stage=2,
-                      thermal_channels=1, reference="rgb", stn=True)
+    cfg = ModelConfig(aligner="deform", offset_stage=2,
+                      thermal_channels=1, reference="rgb", stn="bounded")
     out = build_model(cfg)(torch.randn(2, 3, 64, 64), torch.randn(2, 1, 64, 64))
     assert out.displacement.shape == (2, 2, 16, 16)  # the mean of the 9 taps' (dx, dy)
     assert out.moving_features.shape == out.aligned_features[0][1].shape
@@ -105,7 +106,7 @@ def test_every_variant_fills_the_output_the_same_way():
     assert torch.equal(out.moving_warped, rgb)  # the moving image, untouched
     assert len(out.aligned_features) == 2
     assert torch.equal(out.aligned_features[0][1], out.moving_features)
-    on = build_model(ModelConfig(stn=True, offset_align=True)).eval()
+    on = build_model(ModelConfig(stn="bounded", aligner="flow")).eval()
     with torch.no_grad():
         out = on(rgb, thermal)
     assert out.theta.shape == (2, 2, 3) and out.displacement.shape == (2, 2, 32, 32)
@@ -119,7 +120,8 @@ def module_names(net):
 def test_modules_that_are_off_have_no_parameters():
     plain = build_model(ModelConfig())
     assert module_names(plain) == {"encoder", "fusion", "head"}
-    full = build_model(ModelConfig(stn=True, offset_align=True, grl=True, multiscale=True))
+    full = build_model(ModelConfig(stn="bounded", aligner="flow", domain_head="grl",
+                                   multiscale_head="stride4"))
     assert module_names(full) == {"encoder", "fusion", "head", "stn", "offset", "domain", "head_s4"}
     summed = build_model(ModelConfig(shared_backbone=True, fusion="sum"))
     assert "fusion" not in module_names(summed)
@@ -136,7 +138,7 @@ def test_shared_backbone_shares_all_but_the_stems():
 
 
 def test_parameter_groups_split_backbone_from_heads():
-    net = build_model(ModelConfig(stn=True))
+    net = build_model(ModelConfig(stn="bounded"))
     groups = parameter_groups(net)
     assert len(groups["backbone"]) + len(groups["head"]) == len(list(net.parameters()))
     stn_ids = {id(p) for p in net.stn.parameters()}
@@ -155,7 +157,7 @@ def test_grl_reverses_and_scales_the_gradient():
 
 def test_grl_in_the_model_reverses_the_domain_gradient_to_features():
     torch.manual_seed(0)
-    net = build_model(ModelConfig(grl=True, grl_lambda=0.5))
+    net = build_model(ModelConfig(domain_head="grl", grl_lambda=0.5))
     batch = make_batch()
     out = net(batch.rgb, batch.thermal)
     loss = torch.nn.functional.cross_entropy(out.domain_logits, out.domain_labels)
@@ -188,7 +190,8 @@ def test_bad_inputs_raise_value_error(rgb, thermal, message):
     [
         ("backbone", "resnet50", "tiny, vgg16_bn, vgg19"),
         ("fusion", "max", "concat, sum"),
-        ("offset_mode", "warp", "none, flow, deform"),
+        ("aligner", "warp", "none, flow, deform"),
+        ("stn", "rigid", "none, affine, bounded"),
         ("reference", "depth", "thermal, rgb"),
         ("downsample_ratio", 4, "8, 16, 32"),
     ],

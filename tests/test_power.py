@@ -68,7 +68,7 @@ def db(tmp_path):
             add_run(store, "mini", "A", seed, metrics(10.0, 14.0, 18.0, 30.0, 15.0),
                     images(lambda i: 0))
             add_run(store, "mini", "B", seed, metrics(8.0, 15.0, 19.0, 29.0, 20.0),
-                    images(lambda i: i + 1), {"stn": True})
+                    images(lambda i: i + 1), {"stn": "bounded"})
     with RunStore(url) as store:
         return build_report(store, str(study))
 

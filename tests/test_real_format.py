@@ -130,7 +130,8 @@ PEAK_SCRIPT = textwrap.dedent("""
     from model.network import build_model
     torch.manual_seed(0)
     net = build_model(ModelConfig(backbone="vgg16_bn", shared_backbone=True, fusion="sum",
-                                  stn=True, offset_align=True, grl=True, multiscale=True))
+                                  stn="bounded", aligner="flow", domain_head="grl",
+                                  multiscale_head="stride4"))
     image = torch.randint(0, 256, (3, 480, 640), dtype=torch.uint8)
     pairs = PairSet("test", [Sample("1", image, image.clone(), torch.tensor([[5.0, 7.0]]))])
     loaded = high_water_kib()

@@ -128,7 +128,7 @@ def test_shift():
 
 
 def test_an_aligner_registered_elsewhere_is_a_config_choice_and_is_built(test_shift):
-    cfg = ModelConfig(offset_align=True, offset_mode="test_shift")
+    cfg = ModelConfig(aligner="test_shift")
     net = build_model(cfg)
     assert isinstance(net.offset, ShiftAlign)
     assert net.offset.channels == net.encoder.feature_info[0].channels
@@ -138,9 +138,9 @@ def test_an_aligner_registered_elsewhere_is_a_config_choice_and_is_built(test_sh
 
 
 def test_an_unregistered_aligner_is_refused_with_the_valid_names():
-    with pytest.raises(ConfigError, match=r"offset_mode='test_shift' is not valid; "
+    with pytest.raises(ConfigError, match=r"aligner='test_shift' is not valid; "
                                           r"choose one of none, flow, deform"):
-        ModelConfig(offset_align=True, offset_mode="test_shift")
+        ModelConfig(aligner="test_shift")
 
 
 def test_a_plugin_registered_first_still_lists_after_the_built_ins():

@@ -98,9 +98,9 @@ def db(tmp_path, study_file) -> str:
                     images(lambda i: 0))
         for seed in (0, 1):
             add_run(store, "mini", "B", seed, metrics(8.0, 15.0, 19.0, 29.0, 20.0),
-                    images(lambda i: i + 1), {"stn": True})
+                    images(lambda i: i + 1), {"stn": "bounded"})
         add_run(store, "mini", "C", 0, metrics(9.0, 16.0, 20.0, 31.0, 16.0),
-                images(lambda i: 0), {"offset_align": True})
+                images(lambda i: 0), {"aligner": "flow"})
     return url
 
 
@@ -120,8 +120,13 @@ def test_markdown_has_bm_row_mean_std_bold_and_significance(db, study_file):
     assert "11.00 ± 1.41 |" in a_row  # mean and sample std of 10 and 12
     b_row = next(line for line in text.splitlines() if line.startswith("| B |"))
     assert "**8.00** ± 0.00 †" in b_row  # best GAME0 of all rows, below BM's 10.19
-    # GAME3 of B minus A per image is -(i+1): mean -5.5; exact Wilcoxon p = 2 / 2**10.
-    assert "-5.50 [" in b_row and "p=0.002" in b_row
+    # Two seeds: the main table makes no recipe-level claim; the tests table has the
+    # image-level test: GAME3 of B minus A per image is -(i+1), mean -5.5, exact Wilcoxon
+    # p = 2 / 2**10.
+    assert "| -5.50; 2 seeds: no recipe-level claim (needs 3 or more) |" in b_row
+    b_test = next(line for line in text.splitlines()
+                  if line.startswith("| B | A (parent) | GAME3 |"))
+    assert "| -5.50 | no claim (2 seeds) |" in b_test and "| 0.002 |" in b_test
     assert "| B | A | -3.00 | +1.00 | +1.00 | -1.00 | +5.00 |" in text  # change from parent
 
 
@@ -145,8 +150,11 @@ def test_csv_holds_the_numbers(db, study_file):
     assert rows.at["A", "game0_std"] == pytest.approx(np.sqrt(2.0), rel=1e-4)
     assert rows.at["A", "n"] == 2
     assert rows.at["B", "game0_d_ref"] == pytest.approx(8.0 - 10.19)
-    assert rows.at["B", "game3_vs_parent_mean_diff"] == pytest.approx(-5.5)
-    assert rows.at["B", "game3_vs_parent_p_value"] == pytest.approx(2 / 2**10, rel=1e-4)
+    assert rows.at["B", "game3_vs_parent_image_mean_diff"] == pytest.approx(-5.5)
+    assert rows.at["B", "game3_vs_parent_image_p_value"] == pytest.approx(2 / 2**10, rel=1e-4)
+    assert rows.at["B", "game3_vs_parent_recipe_n_seeds"] == 2  # too few for a p-value
+    assert rows.at["B", "game3_vs_parent_recipe_mean_diff"] == pytest.approx(-5.5)
+    assert np.isnan(rows.at["B", "game3_vs_parent_recipe_p_value"])
     assert rows.at["B", "sw_stn"] and rows.at["B", "parent"] == "A"
 
 
@@ -154,8 +162,10 @@ def test_parent_comes_from_the_study_chain_and_first_variant_is_a(db, study_file
     rep = report(db, study_file)
     assert rep.table.loc[["A", "B", "C"], "parent"].tolist()[1:] == ["A", "A"]
     assert rep.first == "A"
-    assert rep.test("C", "parent").mean_diff == pytest.approx(0.0)
-    assert rep.test("C", "parent").p_value == 1.0
+    assert rep.test("C", "parent").image.mean_diff == pytest.approx(0.0)
+    assert rep.test("C", "parent").image.p_value == 1.0
+    recipe = rep.test("C", "parent").recipe  # C ran seed 0 only: one seed in common with A
+    assert recipe.n_seeds == 1 and not recipe.claim and not rep.test("C", "parent").significant
 
 
 def test_paired_test_known_answers():
@@ -195,27 +205,30 @@ def test_latex_and_markdown_escape_hostile_names(db, study_file):
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
-def test_latex_compiles_in_a_plain_article(tmp_path, db, study_file):
+def test_latex_compiles_in_a_two_column_paper_without_overfull_boxes(tmp_path, db, study_file):
     with RunStore(db) as store:
         add_run(store, "mini", "B-best", 0, metrics(7.0, 15.0, 19.0, 29.0, 20.0),
                 label=HOSTILE_LABEL)
     table = write_report(report(db, study_file, baselines="all"), "latex", tmp_path / "t.tex")
     doc = tmp_path / "doc.tex"
-    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+    doc.write_text("\\documentclass[twocolumn]{article}\n\\usepackage{booktabs}\n"
+                   "\\usepackage{graphicx}\n\\begin{document}\n"
                    f"\\input{{{table.name}}}\n\\end{{document}}\n")
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 0
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log, log[log.find("Overfull"):][:500]
 
 
 def test_tuned_runs_are_rows_of_their_own_after_their_variant(db, study_file):
     with RunStore(db) as store:
         add_run(store, "mini", "B-best", 0, metrics(7.0, 15.0, 19.0, 29.0, 20.0),
-                config={"stn": True})
+                config={"stn": "bounded"})
         for trial, val_g0 in ((0, 9.0), (1, 6.0)):
             add_run(store, "mini", "B", 10 + trial, metrics(5.0 + trial, 1, 1, 1, 1),
-                    config={"stn": True, "lr": 1e-4 * (trial + 1)}, trial=trial,
+                    config={"stn": "bounded", "lr": 1e-4 * (trial + 1)}, trial=trial,
                     val=metrics(val_g0, 1, 1, 1, 1))
     rep = report(db, study_file)
     assert list(rep.table.index) == ["BM", "A", "B", "B-best", "B-tune", "C"]
@@ -264,7 +277,7 @@ def fake_tune(monkeypatch, summaries: dict[str, object], journal: Path | None) -
 def test_tuning_section_comes_from_the_db_or_the_journal(tmp_path, db, study_file,
                                                          monkeypatch):
     with RunStore(db) as store:
-        add_run(store, "mini", "B", 20, metrics(5, 1, 1, 1, 1), config={"stn": True}, trial=0)
+        add_run(store, "mini", "B", 20, metrics(5, 1, 1, 1, 1), config={"stn": "bounded"}, trial=0)
     fake_tune(monkeypatch, {"db": SUMMARY}, None)
     html = render_report(report(db, study_file), "html")
     assert "<h2>Tuning</h2>" in html and "lr_&lt;i&gt;" in html and "<b>4.5</b>" in html
@@ -282,7 +295,7 @@ def test_tuning_section_comes_from_the_db_or_the_journal(tmp_path, db, study_fil
 
 def test_a_bug_in_the_tuning_summary_is_not_swallowed(db, study_file, monkeypatch):
     with RunStore(db) as store:
-        add_run(store, "mini", "B", 20, metrics(5, 1, 1, 1, 1), config={"stn": True}, trial=0)
+        add_run(store, "mini", "B", 20, metrics(5, 1, 1, 1, 1), config={"stn": "bounded"}, trial=0)
     fake_tune(monkeypatch, {"db": ZeroDivisionError("a bug")}, None)
     with pytest.raises(ZeroDivisionError):
         report(db, study_file)
@@ -372,7 +385,7 @@ def test_report_of_the_trained_tiny_demo_study(done_study, tmp_path):
     assert frame.loc[["B", "C", "D", "E", "F", "G"], "parent"].tolist() == [
         "A", "B", "C", "D", "D", "E"]
     assert frame.loc["A":, "n"].eq(1).all() and frame.loc["A":, "game0_mean"].notna().all()
-    assert frame.loc["B":, "game3_vs_first_p_value"].between(0, 1).all()
+    assert frame.loc["B":, "game3_vs_first_image_p_value"].between(0, 1).all()
     html = (tmp_path / "tiny.html").read_text()
     assert html.count("data:image/png;base64,") == 1 + 7  # GAME bars + one curve per variant
 

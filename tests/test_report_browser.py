@@ -75,12 +75,12 @@ DATASETS = """
 dataset = "dronergbt"
 """
 OVERRIDES = {"A": {}, "B": {"shared_backbone": True, "fusion": "sum"}}
-OVERRIDES["C"] = {**OVERRIDES["B"], "stn": True}
-OVERRIDES["D"] = {**OVERRIDES["C"], "offset_align": True, "tv": 0.05, "feat_l1": 0.1}
+OVERRIDES["C"] = {**OVERRIDES["B"], "stn": "bounded"}
+OVERRIDES["D"] = {**OVERRIDES["C"], "aligner": "flow", "tv": 0.05, "feat_l1": 0.1}
 OVERRIDES["E"] = {**OVERRIDES["D"], "local_count": 0.2}
-OVERRIDES["F"] = {**OVERRIDES["D"], "grl": True, "domain": 0.05}
-OVERRIDES["G"] = {**OVERRIDES["E"], "grl": True, "domain": 0.05, "multiscale": True,
-                  "multiscale_weight": 0.5}
+OVERRIDES["F"] = {**OVERRIDES["D"], "domain_head": "grl", "domain": 0.05}
+OVERRIDES["G"] = {**OVERRIDES["E"], "domain_head": "grl", "domain": 0.05,
+                  "multiscale_head": "stride4", "multiscale_weight": 0.5}
 
 
 def _add_runs(store: RunStore, condition: str = "", scale: float = 1.0) -> None:

@@ -32,8 +32,8 @@ def _weights(cfg: ModelConfig, seed: int) -> dict[str, torch.Tensor]:
 
 def test_a_variant_starts_with_its_parents_weights_and_function():
     parent = ModelConfig(backbone="tiny")
-    child = ModelConfig(backbone="tiny", stn=True, offset_align=True, offset_mode="flow",
-                        grl=True, multiscale=True)
+    child = ModelConfig(backbone="tiny", stn="bounded", aligner="flow",
+                        domain_head="grl", multiscale_head="stride4")
     a, c = _weights(parent, 3), _weights(child, 3)
     assert all(torch.equal(a[k], c[k]) for k in a)
     assert set(c) - set(a)  # the child's own parts exist, drawn from their own seeds
@@ -48,7 +48,7 @@ def test_a_variant_starts_with_its_parents_weights_and_function():
 
 
 def test_another_seed_draws_other_weights_and_building_leaves_the_generator_alone():
-    cfg = ModelConfig(backbone="tiny", stn=True)
+    cfg = ModelConfig(backbone="tiny", stn="bounded")
     a, b = _weights(cfg, 0), _weights(cfg, 1)
     assert not torch.equal(a["head.net.0.weight"], b["head.net.0.weight"])
     assert not torch.equal(a["encoder.stem_rgb.weight"], b["encoder.stem_rgb.weight"])

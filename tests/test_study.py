@@ -67,24 +67,25 @@ def test_shipped_study_resolves_to_the_plan(name):
     study = load_study(STUDIES / name)
     cfg = {v: study.config(v, seed=0, extra=DATA) for v in study.variants}
     switches = {v: variant_switches(c) for v, c in cfg.items()}
-    assert switches["A"] == {"shared_backbone": False, "stn": False, "offset_align": False,
-                             "fusion": "concat", "local_count": False, "grl": False}
+    assert switches["A"] == {"shared_backbone": False, "stn": False, "aligner": False,
+                             "fusion": "concat", "local_count": False, "domain_head": False}
     a = cfg["A"].loss
     assert (a.local_count, a.feat_l1, a.tv, a.domain, a.multiscale_weight) == (0, 0, 0, 0, 0)
-    assert not cfg["A"].model.multiscale
+    assert cfg["A"].model.multiscale_head == "none"
     assert switches["B"] == {**switches["A"], "shared_backbone": True, "fusion": "sum"}
-    assert switches["C"] == {**switches["B"], "stn": True}
-    assert switches["D"] == {**switches["C"], "offset_align": "flow@1"}
+    assert switches["C"] == {**switches["B"], "stn": "bounded"}
+    assert switches["D"] == {**switches["C"], "aligner": "flow@1"}
     assert (cfg["D"].loss.tv, cfg["D"].loss.feat_l1) == (0.05, 0.1)
     assert switches["E"] == {**switches["D"], "local_count": "0.2"}
     loss_e = cfg["E"].loss
     weights = [loss_e.local_count * w for w in loss_e.local_count_level_weights]
     assert loss_e.local_count_levels == (1, 2) and weights == pytest.approx([0.2, 0.1])
-    assert switches["F"] == {**switches["D"], "grl": "0.05"}
+    assert switches["F"] == {**switches["D"], "domain_head": "0.05"}
     assert cfg["F"].loss.local_count == 0
     g = cfg["G"]
-    assert g.model.shared_backbone and g.model.stn and g.model.offset_align and g.model.grl
-    assert g.model.fusion == "sum" and g.model.multiscale and g.loss.multiscale_weight == 0.5
+    assert g.model.shared_backbone and (g.model.stn, g.model.aligner) == ("bounded", "flow")
+    assert g.model.domain_head == "grl" and g.model.multiscale_head == "stride4"
+    assert g.model.fusion == "sum" and g.loss.multiscale_weight == 0.5
     assert g.loss.local_count > 0 and g.loss.domain > 0 and g.loss.tv > 0 and g.loss.feat_l1 > 0
     for c in cfg.values():
         assert c.model.reference == "thermal" and c.model.downsample_ratio == 8
@@ -162,9 +163,9 @@ epochs = 5
 """))
     assert list(study.variants) == ["A", "C", "B"]  # file order, even with a forward base
     c = study.variants["C"]
-    assert c.parent == "B" and c.changes == {"stn": True}
+    assert c.parent == "B" and c.changes == {"stn": "bounded"}
     assert c.overrides == {"backbone": "tiny", "epochs": 5, "select_metric": "game0",
-                           "shared_backbone": True, "stn": True}
+                           "shared_backbone": True, "stn": "bounded"}
     assert study.base_overrides == {"backbone": "tiny", "epochs": 3, "select_metric": "game0"}
     assert study.config("A", seed=0).train.epochs == 3
     assert study.tune is None and study.description == "" and study.baseline == "BM"
@@ -174,7 +175,7 @@ def test_extra_overrides_and_seed(tmp_path):
     study = load_study(write(tmp_path, '[variants.A]\nlabel = "a"\nlr = 1e-3\n'))
     c = study.config("A", seed=7, extra={"lr": "2e-4", "model.stn": "true", "epochs": 1,
                                           "data_path": "/d"})
-    assert (c.train.lr, c.model.stn, c.train.epochs, c.data.data_path) == (2e-4, True, 1, "/d")
+    assert (c.train.lr, c.model.stn, c.train.epochs, c.data.data_path) == (2e-4, "bounded", 1, "/d")
     assert c.train.seed == 7
     for key in ("seed", "train.seed"):  # chosen per run: an override would be lost silently
         with pytest.raises(StudyError, match="seed is chosen per run: use --seed or --seeds"):
@@ -342,5 +343,5 @@ def test_the_control_study_differs_between_conditions_only_in_the_misalignment()
         assert same.config_hash() == misaligned.config_hash()
         model = registered.model
         assert (model.shared_backbone, model.fusion) == (False, "concat")
-        assert model.stn == (variant != "A")
+        assert (model.stn != "none") == (variant != "A")
         assert registered.loss.align_loss > 0 and registered.train.align_warmup_epochs > 0

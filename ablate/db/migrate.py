@@ -7,6 +7,12 @@ execution settings), so that a rerun of an old study finds its done runs.
 
 Version 2 -> 3: runs record the study condition they belong to (``condition``, "" for every
 run made before conditions existed, as for a study without any).
+
+Version 3 -> 4: every switchable part is a registry name (``stn = "bounded"`` for
+``stn = true, stn_mode = "bounded"``, ``aligner`` for ``offset_align``/``offset_mode``,
+``domain_head`` for ``grl``, ``multiscale_head`` for ``multiscale``): each stored config is
+rewritten in today's keys and every hash recomputed, so a study run of the same experiment
+finds its done runs.
 """
 
 from __future__ import annotations
@@ -38,6 +44,19 @@ def v2_to_v3(conn: Connection) -> None:
     # Quoted: CONDITION is a reserved word in standard SQL (and MySQL).
     conn.execute(text("ALTER TABLE ablate_runs ADD COLUMN \"condition\" VARCHAR(64) "
                       "NOT NULL DEFAULT ''"))
+
+
+def v3_to_v4(conn: Connection) -> None:
+    rows = conn.execute(text("SELECT id, config_json FROM ablate_runs")).all()
+    for row in rows:
+        try:
+            config = RunConfig.from_record(json.loads(row.config_json))
+        except (ValueError, TypeError):
+            continue  # a field since removed: left as it was, as rehash leaves its hash
+        conn.execute(text("UPDATE ablate_runs SET config_json = :c WHERE id = :id"),
+                     {"c": json.dumps(config.to_dict(), sort_keys=True, default=str),
+                      "id": row.id})
+    rehash(conn)
 
 
 def _move_metrics(conn: Connection) -> None:
@@ -98,6 +117,6 @@ def _hash(config_json: str, old: str) -> str:
     """Today's hash of a stored config; the old hash when the config no longer parses (a
     field since removed): that run cannot match a new claim either way."""
     try:
-        return RunConfig.from_dict(json.loads(config_json)).config_hash()
+        return RunConfig.from_record(json.loads(config_json)).config_hash()
     except (ValueError, TypeError):
         return old

@@ -25,7 +25,7 @@ from model.metrics import GAME_LEVELS, metric_names
 from model.registry import unknown_choice
 
 # Bump when a table changes, and add the step from the old version to ``schema._MIGRATIONS``.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 STATUSES = ("pending", "running", "done", "failed", "pruned")
 SPLITS = ("val", "test")  # the splits whose final metrics a run records

@@ -10,12 +10,13 @@ from sqlalchemy import Connection, Engine, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
 from ablate.db.connect import first_line, is_transient
-from ablate.db.migrate import v1_to_v2, v2_to_v3
+from ablate.db.migrate import v1_to_v2, v2_to_v3, v3_to_v4
 from ablate.db.models import SCHEMA_VERSION, Base, Meta
 from ablate.errors import DatabaseError
 
 # _MIGRATIONS[n] upgrades a database at schema version n to n + 1, inside one transaction.
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: v1_to_v2, 2: v2_to_v3}
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: v1_to_v2, 2: v2_to_v3,
+                                                        3: v3_to_v4}
 
 _ATTEMPTS = 5
 

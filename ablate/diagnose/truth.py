@@ -18,9 +18,9 @@ from ablate.diagnose.camera import estimate_shift, shift_affine
 from ablate.diagnose.scoring import truth_cells
 from ablate.errors import DataError, UsageError
 from model.config import DataConfig
-from model.data import Sample, detect_format, load_splits
+from model.data import Sample, load_splits
 from model.data.io import load_pair
-from model.data.layouts import SCANNERS
+from model.data.layouts import layout_of
 from model.data.synth import synthetic_pairs
 from model.game import point_map
 
@@ -80,8 +80,7 @@ class SplitData:
             pairs = getattr(load_splits(DataConfig(data_path=str(data_path))), split)
             self._samples = {s.id: s for s in pairs}
         else:
-            _, scan = SCANNERS[detect_format(data_path)]
-            files, problems = scan(Path(data_path), split)
+            files, problems = layout_of(data_path).scan(Path(data_path), split)
             if problems:
                 more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
                 raise DataError(problems[0] + more)
@@ -90,7 +89,7 @@ class SplitData:
 
     def _carved(self) -> bool:
         # DroneRGBT's val pairs are held out of train by load_splits; reuse its choice.
-        return self.split == "val" and detect_format(self.data_path) == "dronergbt"
+        return self.split == "val" and layout_of(self.data_path).val_from_train
 
     def sample(self, sample_id: str) -> tuple[Sample, dict]:
         if sample_id in self._samples:

@@ -47,7 +47,7 @@ class FirstValPictures:
         if inf.warped is not None:
             drawings["stn"] = lambda p: plots.stn_overlay(inf, p, cfg.moving, cfg.reference)
         if inf.offsets is not None:
-            drawings["offsets"] = lambda p: plots.offset_quiver(inf, p, cfg.aligner_name)
+            drawings["offsets"] = lambda p: plots.offset_quiver(inf, p, cfg.aligner)
         return {name: draw(folder / f"{name}.png") for name, draw in drawings.items()}
 
     def _first_val(self, config: RunConfig) -> tuple[Sample, NormStats]:

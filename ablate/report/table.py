@@ -19,8 +19,8 @@ from model.metrics import metric_names, metrics
 SAME_AS = {"mae": "game0"}
 # The switch matrix is ``variant_switches``'s; the report adds only its column headers.
 SWITCHES = tuple(variant_switches(RunConfig()))
-SWITCH_HEADERS = {"shared_backbone": "shared", "stn": "STN", "offset_align": "offset",
-                  "fusion": "fusion", "local_count": "local count", "grl": "GRL"}
+SWITCH_HEADERS = {"shared_backbone": "shared", "stn": "STN", "aligner": "offset",
+                  "fusion": "fusion", "local_count": "local count", "domain_head": "GRL"}
 DECIMALS = 2  # what the table prints; "best" is judged on printed values so ties bold alike
 
 

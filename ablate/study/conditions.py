@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ablate.errors import StudyError
-from ablate.study.file import NAME_PATTERN, table_changes, validate
+from ablate.study.file import NAME_PATTERN, table_changes, today_keys, validate
 from model.registry import unknown_choice as unknown
 
 CONDITION_KEYS = ("dataset",)  # report hints of a condition; every other key is a config field
@@ -47,7 +47,7 @@ def parse_conditions(tables: dict[str, Any], defaults: dict[str, Any],
         dataset = table.get("dataset", name if name in DATASET_HINTS else None)
         if dataset is not None and dataset not in DATASET_HINTS:
             raise StudyError(f"{where}: {unknown('dataset', str(dataset), list(DATASET_HINTS))}")
-        settings = table_changes(table, where, CONDITION_KEYS)
+        settings = today_keys(table_changes(table, where, CONDITION_KEYS), defaults, where)
         validate({**defaults, **settings}, where, set(settings))
         out[name] = Condition(name, settings, dataset)
     return out

@@ -10,6 +10,7 @@ from typing import Any
 
 from ablate.errors import StudyError
 from model.config import FIELD_SECTION, RunConfig, unknown_key_error
+from model.config.legacy import map_legacy_keys, section_of
 
 # Fields chosen per run, and the option that chooses them: a study file or --set value would
 # be overwritten, so both are refused.
@@ -52,14 +53,15 @@ def checked_key(key: str, where: str) -> str:
 
 
 def flat_key(key: str) -> str:
-    """``stn`` or ``model.stn`` -> ``stn``; anything else is an unknown key."""
+    """``stn`` or ``model.stn`` -> ``stn``; anything else is an unknown key. Keys of earlier
+    releases (``offset_align``) are read too (``model.config.legacy``)."""
     section, _, name = str(key).rpartition(".")
-    if name not in FIELD_SECTION:
+    owner = section_of(name)
+    if owner is None:
         raise unknown_key_error(str(key), list(FIELD_SECTION))
-    if section and section != FIELD_SECTION[name]:
+    if section and section != owner:
         raise ValueError(f"unknown config key {key!r}; {name} is in the "
-                         f"{FIELD_SECTION[name]} section: write {name} or "
-                         f"{FIELD_SECTION[name]}.{name}")
+                         f"{owner} section: write {name} or {owner}.{name}")
     return name
 
 
@@ -77,9 +79,22 @@ def validate(overrides: dict[str, Any], where: str, own: set[str],
         named = [k for k in overrides if re.search(rf"(?<![\w.]){re.escape(k)}\b", str(exc))]
         named.sort(key=lambda k: k not in own)  # blame this variant's own keys first
         if named and in_section:
-            where = f"{where} [{FIELD_SECTION[named[0]]}] {named[0]}"
+            where = f"{where} [{FIELD_SECTION.get(named[0], 'model')}] {named[0]}"
         elif named:
             where = f"{where}, key {named[0]!r}"
+        raise StudyError(f"{where}: {exc}") from None
+
+
+def today_keys(changes: dict[str, Any], base: dict[str, Any], where: str) -> dict[str, Any]:
+    """``changes`` in today's keys: an earlier release's (``offset_align = true``) mapped
+    over ``base``, the flat overrides they apply to."""
+    try:
+        current = RunConfig().with_overrides(base).flat()
+    except (ValueError, TypeError):
+        current = RunConfig().flat()  # the base's own error is reported by ``validate``
+    try:
+        return map_legacy_keys(changes, current)
+    except ValueError as exc:
         raise StudyError(f"{where}: {exc}") from None
 
 

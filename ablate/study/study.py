@@ -45,11 +45,13 @@ from ablate.study.file import (
     checked_key,
     read_toml,
     table_changes,
+    today_keys,
     validate,
 )
 from ablate.study.table import variant_switches, variant_table
 from model import config as config_module
-from model.config import FIELD_SECTION, SECTIONS, RunConfig, unknown_key_error
+from model.config import SECTIONS, RunConfig, unknown_key_error
+from model.config.legacy import section_of
 from model.config.validation import SetText
 from model.registry import unknown_choice as unknown  # one wording for every unknown name
 
@@ -291,14 +293,14 @@ def _defaults(raw: dict[str, Any], path: Path) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
     for section, cls in SECTIONS.items():
         for key, value in raw.get(section, {}).items():
-            owner = FIELD_SECTION.get(key)
+            owner = section_of(key)
             if owner != section:
                 reason = (f"{key!r} belongs in [{owner}], not [{section}]" if owner
                           else str(unknown_key_error(key, [f.name for f in fields(cls)])))
                 raise StudyError(f"{path} [{section}]: {reason}")
             check_per_run(key, f"{path} [{section}]")
             defaults[key] = value
-    return defaults
+    return today_keys(defaults, {}, str(path))
 
 
 def _resolve_variants(tables: dict[str, Any], defaults: dict[str, Any],
@@ -321,7 +323,7 @@ def _resolve_variants(tables: dict[str, Any], defaults: dict[str, Any],
         if parent is not None and (not isinstance(parent, str) or parent not in tables):
             raise StudyError(f"{where}: base {unknown('variant', parent, list(tables))}")
         inherited = visit(parent, [*chain, name]).overrides if parent is not None else defaults
-        changes = table_changes(table, where, VARIANT_KEYS)
+        changes = today_keys(table_changes(table, where, VARIANT_KEYS), inherited, where)
         overrides = {**inherited, **changes}
         validate(overrides, where, set(changes))
         resolved[name] = Variant(name, label, parent, overrides, changes)

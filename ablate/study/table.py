@@ -19,31 +19,33 @@ def variant_switches(config: RunConfig) -> dict[str, str | bool]:
     m, loss = config.model, config.loss
     return {
         "shared_backbone": m.shared_backbone,
-        "stn": m.stn,
-        "offset_align": f"{m.offset_mode}@{m.offset_stage}" if m.offset_align else False,
+        "stn": _part(m.stn) or False,
+        "aligner": f"{m.aligner}@{m.offset_stage}" if _part(m.aligner) else False,
         "fusion": m.fusion,
         "local_count": f"{loss.local_count:g}" if loss.local_count > 0 else False,
-        "grl": f"{loss.domain:g}" if m.grl else False,  # the domain-loss weight it reverses
+        # the domain-loss weight the head reverses
+        "domain_head": f"{loss.domain:g}" if _part(m.domain_head) else False,
     }
 
 
-# (column header, config keys behind it, cell text from a RunConfig)
+# (column header, config keys behind it (today's and earlier releases'), cell text)
 _COLUMNS = (
     ("backbone", ("backbone", "pretrained"), lambda c: c.model.backbone),
     ("shared", ("shared_backbone",), lambda c: _on(c.model.shared_backbone)),
-    ("STN", ("stn",), lambda c: _on(c.model.stn)),
-    ("offset", ("offset_align", "offset_mode", "offset_stage"),
-     lambda c: f"{c.model.offset_mode}@{c.model.offset_stage}" if c.model.offset_align else "-"),
+    ("STN", ("stn", "stn_mode", "stn_max_shift", "stn_max_rotation", "stn_max_scale"),
+     lambda c: _part(c.model.stn) or "-"),
+    ("offset", ("aligner", "offset_align", "offset_mode", "offset_stage"),
+     lambda c: f"{c.model.aligner}@{c.model.offset_stage}" if _part(c.model.aligner) else "-"),
     ("fusion", ("fusion",), lambda c: c.model.fusion),
     ("local count", ("local_count", "local_count_levels", "local_count_level_weights"),
      lambda c: _weight(c.loss.local_count)),
     ("feat L1", ("feat_l1",), lambda c: _weight(c.loss.feat_l1)),
     ("TV", ("tv",), lambda c: _weight(c.loss.tv)),
-    ("GRL/domain", ("grl", "grl_lambda", "domain"),
-     lambda c: f"{c.model.grl_lambda:g}/{c.loss.domain:g}" if c.model.grl
+    ("GRL/domain", ("domain_head", "grl", "grl_lambda", "domain"),
+     lambda c: f"{c.model.grl_lambda:g}/{c.loss.domain:g}" if _part(c.model.domain_head)
      else f"-/{c.loss.domain:g}" if c.loss.domain > 0 else "-"),
-    ("multiscale", ("multiscale", "multiscale_weight"),
-     lambda c: f"{c.loss.multiscale_weight:g}" if c.model.multiscale else "-"),
+    ("multiscale", ("multiscale_head", "multiscale", "multiscale_weight"),
+     lambda c: f"{c.loss.multiscale_weight:g}" if _part(c.model.multiscale_head) else "-"),
 )
 
 
@@ -81,6 +83,11 @@ def condition_table(study: Study) -> Table:
         settings = ", ".join(f"{k} = {v!r}" for k, v in condition.settings.items())
         table.add_row(condition.name, condition.dataset or "-", escape(settings or "-"))
     return table
+
+
+def _part(name: str) -> str:
+    """A part's registry name, or "" when it is off."""
+    return "" if name == "none" else name
 
 
 def _on(flag: bool) -> str:

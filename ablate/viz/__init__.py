@@ -61,9 +61,9 @@ def write_pictures(store: RunStore, run_id: int, out: str | Path | None = None,
         raise DataError(f"the {split} split of run {run_id}'s data is empty")
     cfg = loaded.config.model
     result = VizResult()
-    if not cfg.stn:
+    if cfg.stn == "none":
         result.notes.append("STN is off in this run: no STN overlay")
-    if not cfg.offset_align:
+    if cfg.aligner == "none":
         result.notes.append("offset alignment is off in this run: no offset field")
     try:
         for inf in infer(loaded, pairs, splits, n_images):
@@ -73,7 +73,7 @@ def write_pictures(store: RunStore, run_id: int, out: str | Path | None = None,
                                                         cfg.moving, cfg.reference))
             if inf.offsets is not None:
                 result.written.append(plots.offset_quiver(inf, folder / f"{stem}_offsets.png",
-                                                          cfg.aligner_name))
+                                                          cfg.aligner))
             result.written.append(plots.density_overlay(inf, folder / f"{stem}_density.png"))
             result.written.append(plots.cell_grids(inf, folder / f"{stem}_cells.png"))
         _curves(store, loaded.run, folder, result)

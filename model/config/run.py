@@ -9,24 +9,22 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from model.config.legacy import LEGACY_VALUES, RECORD_DEFAULTS, is_legacy, map_legacy_keys
 from model.config.sections import DataConfig, LossConfig, ModelConfig, TrainConfig
 from model.config.validation import hints, invalid, parse_text
 from model.errors import ConfigError, did_you_mean
+from model.registry import all_params, params
 
 # How a run is executed, not what it computes: left out of the config hash, so the same
 # experiment on another machine, worker count or memory layout is recognised as done.
 EXECUTION_FIELDS = ("device", "num_workers", "on_device", "compile", "channels_last",
                     "eval_batch_size", "checkpoint_every", "checkpoint_minutes", "deterministic")
 
-# Fields added after runs were first recorded, at the value that reproduces the code from before
-# they existed: left out of the hash at that value, so a database's earlier runs stay recognised.
-LEGACY_VALUES: dict[str, Any] = {
-    "stn_mode": "affine", "align_loss": 0.0, "align_ncc": 0.0, "warmup_align_loss": 0.0,
-    "warmup_count_weight": 1.0, "synth_max_decoys": 0, "synth_thermal_blur": 0.0,
-    "synth_shared_scene": 0.0, "synth_night_brightness": 0.21, "synth_night_noise": 0.06,
-    "modality_norm": "shared",
-}
-STN_BOUNDS = ("stn_max_shift", "stn_max_rotation", "stn_max_scale")
+# The switchable parts: config field -> registry kind. A part's own settings (its registry
+# entry's ``params``) count in the hash only while it is the chosen entry.
+PARTS = {"backbone": "backbone", "stn": "stn", "aligner": "aligner", "fusion": "fusion",
+         "domain_head": "domain_head", "multiscale_head": "multiscale_head",
+         "density": "density_loss"}
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
@@ -94,20 +92,24 @@ class RunConfig:
     def flat(self) -> dict[str, Any]:
         return {k: v for section in self.to_dict().values() for k, v in section.items()}
 
+    def chosen_parts(self) -> dict[str, str | None]:
+        """Registry kind -> the entry this config uses; the dataset layout is "synthetic" for
+        the built-in data and unknown (None) until a folder is read."""
+        flat = self.flat()
+        chosen: dict[str, str | None] = {kind: flat[name] for name, kind in PARTS.items()}
+        chosen["layout"] = "synthetic" if self.data.data_path is None else None
+        return chosen
+
     def identity(self) -> dict[str, dict[str, Any]]:
         """``to_dict`` less what cannot change the result: the execution settings, the
-        synthetic-data settings when the data comes from disk, the STN's settings when it is
-        off, and later fields at their ``LEGACY_VALUES``."""
+        settings of every part not chosen (``model.registry.params``), and later fields at
+        their ``LEGACY_VALUES``."""
         sections = self.to_dict()
-        for name in EXECUTION_FIELDS:
-            del sections[FIELD_SECTION[name]][name]
-        if self.data.data_path is not None:
-            sections["data"] = {k: v for k, v in sections["data"].items()
-                                if not k.startswith("synth_")}
-        unused = [*STN_BOUNDS, "stn_mode"] if not self.model.stn else (
-            STN_BOUNDS if self.model.stn_mode == "affine" else ())
+        unused = set(EXECUTION_FIELDS)
+        for kind, name in self.chosen_parts().items():
+            unused |= all_params(kind) - set(params(kind, name) if name else ())
         for name in unused:
-            del sections["model"][name]
+            sections[FIELD_SECTION[name]].pop(name, None)
         for name, legacy in LEGACY_VALUES.items():
             if sections[FIELD_SECTION[name]].get(name, object()) == legacy:
                 del sections[FIELD_SECTION[name]][name]
@@ -119,9 +121,11 @@ class RunConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
-        """Apply flat (``stn``) or dotted (``model.stn``) keys; unknown keys are errors."""
+        """Apply flat (``stn``) or dotted (``model.stn``) keys; unknown keys are errors. Keys
+        of earlier releases (``offset_align = true``) are mapped to today's
+        (``model.config.legacy``)."""
         grouped: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-        for key, value in overrides.items():
+        for key, value in map_legacy_keys(overrides, self.flat()).items():
             section, _, name = str(key).rpartition(".")
             if not section:
                 section = FIELD_SECTION.get(name, "")
@@ -146,6 +150,18 @@ class RunConfig:
             else:
                 flat[key] = value
         return cls().with_overrides(flat)
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> RunConfig:
+        """A config as a runs database stored it: a field it lacks was recorded before the
+        field existed, so it takes its ``LEGACY_VALUES`` value, not today's default."""
+        given = {k: v for key, value in data.items()
+                 for k, v in (value if key in SECTIONS and isinstance(value, dict)
+                              else {key: value}).items()}
+        defaults = {**LEGACY_VALUES, **(RECORD_DEFAULTS if is_legacy("stn", given.get("stn"))
+                                        else {})}
+        missing = {name: value for name, value in defaults.items() if name not in given}
+        return cls.from_dict({**missing, **data})
 
 
 for _name in EXECUTION_FIELDS:

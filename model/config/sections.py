@@ -58,19 +58,19 @@ class ModelConfig:
     modality_norm: str = "shared"  # "separate": a shared backbone's batch norms per modality
     thermal_channels: int = 3  # RGBT-CC's thermal JPEG is 3-channel pseudo-colour
     reference: str = "thermal"  # RGBT-CC points live on the thermal image
-    stn: bool = False  # the stn registry entry named stn_mode, else "none"
-    stn_mode: str = "bounded"  # "bounded" (pixels, bounded) or "affine" (free, the first STN)
+    # Each switchable part is a registry name; "none" is off. An entry's own settings
+    # (model.registry.params) count in the config hash only while it is chosen.
+    stn: str = "none"  # "bounded" (pixels, bounded), "affine" (free, the first STN)
     stn_max_shift: float = 16.0  # px: the bounded STN's largest translation
     stn_max_rotation: float = 5.0  # degrees
     stn_max_scale: float = 0.05  # relative: scale within 1 +- this
-    offset_align: bool = False  # the aligner named offset_mode, else "none"
-    offset_stage: int = 1
-    offset_mode: str = "flow"  # a name in the aligner registry
+    aligner: str = "none"  # feature-level alignment: "flow" (warp by offsets), "deform"
+    offset_stage: int = 1  # the encoder stage whose features the aligner warps
     fusion: str = "concat"
-    grl: bool = False
+    domain_head: str = "none"  # "grl": a domain classifier behind gradient reversal
     grl_lambda: float = 1.0
     downsample_ratio: int = 8  # the published protocol's output stride
-    multiscale: bool = False  # extra stride-4 density head
+    multiscale_head: str = "none"  # "stride4": an extra stride-4 density head
 
     BOUNDS: ClassVar[dict[str, Bound]] = {
         **dict.fromkeys(("grl_lambda", "stn_max_shift"), NON_NEGATIVE),
@@ -80,10 +80,12 @@ class ModelConfig:
     CHOICES: ClassVar[dict[str, Callable[[], Sequence[Any]]]] = {
         "backbone": _registry("backbone"),
         "modality_norm": _fixed("shared", "separate"),
-        "stn_mode": lambda: [n for n in names("stn") if n != "none"],
+        "stn": _registry("stn"),
         "reference": _fixed(*REFERENCES),
-        "offset_mode": _registry("aligner"),
+        "aligner": _registry("aligner"),
         "fusion": _registry("fusion"),
+        "domain_head": _registry("domain_head"),
+        "multiscale_head": _registry("multiscale_head"),
         "thermal_channels": _fixed(1, 3),
         "offset_stage": _fixed(1, 2),
         "downsample_ratio": _fixed(8, 16, 32),
@@ -97,20 +99,10 @@ class ModelConfig:
         """The modality warped onto the reference frame."""
         return "rgb" if self.reference == "thermal" else "thermal"
 
-    @property
-    def stn_name(self) -> str:
-        """The stn registry entry this config builds."""
-        return self.stn_mode if self.stn else "none"
-
     def stn_limits(self) -> dict[str, float]:
         """The bounds a bounded STN is built with (other entries ignore them)."""
         return {"max_shift": self.stn_max_shift, "max_rotation": self.stn_max_rotation,
                 "max_scale": self.stn_max_scale}
-
-    @property
-    def aligner_name(self) -> str:
-        """The aligner registry entry this config builds."""
-        return self.offset_mode if self.offset_align else "none"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import torch
 from model.config import DataConfig
 from model.data.errors import DataError
 from model.data.io import load_pair
-from model.data.layouts import SCANNERS, PairFiles, detect_format
+from model.data.layouts import Layout, PairFiles, detect_format, layout_of
 from model.data.sample import (
     DRONERGBT_STATS,
     RGBTCC_STATS,
@@ -21,6 +21,7 @@ from model.data.sample import (
     Splits,
 )
 from model.data.synth import synthetic_splits
+from model.registry import lookup
 
 # DroneRGBT has no val split; the held-out pairs are a fixed permutation of train so every run,
 # machine and seed validates on the same pairs (and the model-selection metric is comparable).
@@ -36,9 +37,11 @@ def _first_problem(problems: list[str], root: Path) -> DataError:
     return DataError(problems[0] + more)
 
 
-def _load_split(root: Path, fmt: str, split: str, thermal_channels: int) -> list:
-    _, scan = SCANNERS[fmt]
-    files, problems = scan(root, split)
+STATS = {"rgbtcc": RGBTCC_STATS, "dronergbt": DRONERGBT_STATS}
+
+
+def _load_split(root: Path, layout: Layout, split: str, thermal_channels: int) -> list:
+    files, problems = layout.scan(root, split)
     if problems:
         raise _first_problem(problems, root)
     return [load_pair(f.id, f.rgb, f.thermal, f.label, thermal_channels) for f in files]
@@ -72,22 +75,19 @@ def load_splits(cfg: DataConfig, thermal_channels: int = 3) -> Splits:
         return synthetic_splits(cfg, thermal_channels)
     root = Path(cfg.data_path)
     fmt = detect_format(root)
-    if fmt == "rgbtcc":
-        train, val, test = (
-            _load_split(root, fmt, s, thermal_channels) for s in ("train", "val", "test")
-        )
-        stats = RGBTCC_STATS
-    else:
-        train = _load_split(root, fmt, "train", thermal_channels)
-        test = _load_split(root, fmt, "test", thermal_channels)
+    layout = lookup("layout", fmt)
+    train = _load_split(root, layout, "train", thermal_channels)
+    test = _load_split(root, layout, "test", thermal_channels)
+    if layout.val_from_train:
         train, val = _carve_val(train, cfg.val_size, root)
-        stats = DRONERGBT_STATS
+    else:
+        val = _load_split(root, layout, "val", thermal_channels)
     return Splits(
         train=PairSet("train", train),
         val=PairSet("val", val),
         test=PairSet("test", test),
         format=fmt,
-        stats=stats,
+        stats=STATS[layout.stats],
     )
 
 
@@ -100,19 +100,17 @@ def load_first_pair(cfg: DataConfig, split: str,
         splits = synthetic_splits(cfg, thermal_channels)
         return getattr(splits, split)[0], splits.stats
     root = Path(cfg.data_path)
-    fmt = detect_format(root)
-    split_names, scan = SCANNERS[fmt]
+    layout = layout_of(root)
     # DroneRGBT's val pairs are held out of train (see _carve_val).
-    scanned = "train" if fmt == "dronergbt" and split == "val" else split
-    if scanned not in split_names:
-        raise DataError(f"{root} has no {split} split ({', '.join(split_names)})")
-    files, problems = scan(root, scanned)
+    scanned = "train" if layout.val_from_train and split == "val" else split
+    if scanned not in layout.splits:
+        raise DataError(f"{root} has no {split} split ({', '.join(layout.splits)})")
+    files, problems = layout.scan(root, scanned)
     if problems or not files:
         raise _first_problem(problems or [f"empty split {split} in {root}"], root)
     index = _held_out(len(files), cfg.val_size, root)[0] if scanned != split else 0
     f = files[index]
-    stats = RGBTCC_STATS if fmt == "rgbtcc" else DRONERGBT_STATS
-    return load_pair(f.id, f.rgb, f.thermal, f.label, thermal_channels), stats
+    return load_pair(f.id, f.rgb, f.thermal, f.label, thermal_channels), STATS[layout.stats]
 
 
 def _check_split(files: list[PairFiles], problems: list[str]) -> dict[str, Any]:
@@ -149,10 +147,10 @@ def check_dataset(path: str | Path) -> dict[str, Any]:
     """
     root = Path(path)
     fmt = detect_format(root)
-    split_names, scan = SCANNERS[fmt]
+    layout = lookup("layout", fmt)
     report: dict[str, Any] = {"format": fmt, "path": str(root), "splits": {}, "problems": []}
-    for split in split_names:
-        files, problems = scan(root, split)
+    for split in layout.splits:
+        files, problems = layout.scan(root, split)
         report["splits"][split] = _check_split(files, problems)
         report["problems"].extend(problems)
     return report

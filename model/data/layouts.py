@@ -1,8 +1,11 @@
-"""The two on-disk layouts: recognising them and pairing their files, split by split.
+"""Dataset layouts, a registry kind: recognising a folder's layout and pairing its files.
 
-Pairing never decodes anything; it returns the matched file triples plus one line per problem
-(a missing partner, a missing folder, an empty split), so the loader can raise the first problem
-and the data check can list them all.
+Each layout is a ``Layout`` registered by name (``rgbtcc``, ``dronergbt``, and ``synthetic``
+for the built-in generator, which reads no folder). A plugin adds its own layout with
+``register("layout", NAME)(Layout(...))``; ``detect_format`` tries the plugins' layouts first,
+then the built-ins. Pairing never decodes anything; it returns the matched file triples plus
+one line per problem (a missing partner, a missing folder, an empty split), so the loader can
+raise the first problem and the data check can list them all.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.data.errors import DataError
+from model.registry import BUILTINS, lookup, names, register
+
+Scan = Callable[[Path, str], tuple[list["PairFiles"], list[str]]]
 
 RGBTCC_SPLITS = ("train", "val", "test")
 DRONERGBT_SPLITS = ("train", "test")
@@ -37,28 +43,6 @@ class PairFiles:
 def _sort_key(sample_id: str) -> tuple:
     # RGBT-CC ids are integers: order 2 before 10.
     return (0, int(sample_id), "") if sample_id.isdigit() else (1, 0, sample_id)
-
-
-def detect_format(path: str | Path) -> str:
-    """Return "rgbtcc" or "dronergbt" for a dataset root; anything else is a DataError."""
-    root = Path(path)
-    if not root.exists():
-        raise DataError(f"data path {root} does not exist")
-    if not root.is_dir():
-        raise DataError(f"data path {root} is not a folder")
-    if any(
-        (root / split / sub).is_dir() for split in DRONERGBT_SPLITS for sub in ("RGB", "Infrared")
-    ):
-        return "dronergbt"
-    folders = [root / split for split in RGBTCC_SPLITS]
-    has_pair_files = any(
-        _RGBTCC_FILE.match(f.name) for d in folders if d.is_dir() for f in d.iterdir()
-    )
-    if has_pair_files or all(d.is_dir() for d in folders):
-        return "rgbtcc"
-    raise DataError(
-        f"unrecognised dataset layout at {root}; expected {RGBTCC_LAYOUT} or {DRONERGBT_LAYOUT}"
-    )
 
 
 def _pair_up(rgbs: dict[str, Path], thermals: dict[str, Path], labels: dict[str, Path],
@@ -137,4 +121,61 @@ def scan_dronergbt(root: Path, split: str) -> tuple[list[PairFiles], list[str]]:
     return pairs, problems
 
 
-SCANNERS = {"rgbtcc": (RGBTCC_SPLITS, scan_rgbtcc), "dronergbt": (DRONERGBT_SPLITS, scan_dronergbt)}
+@dataclass(frozen=True)
+class Layout:
+    """A dataset layout: its split folders, how to pair their files, how to recognise it.
+
+    ``val_from_train``: the layout has no val split; the loader holds ``val_size`` train pairs
+    out (DroneRGBT). ``stats``: the name of its normalisation in ``model.data.sample``."""
+
+    description: str
+    splits: tuple[str, ...]
+    scan: Scan | None  # None: the built-in generator, which reads no folder
+    looks_like: Callable[[Path], bool]
+    stats: str = "rgbtcc"
+    val_from_train: bool = False
+
+
+def _is_rgbtcc(root: Path) -> bool:
+    folders = [root / split for split in RGBTCC_SPLITS]
+    has_pair_files = any(
+        _RGBTCC_FILE.match(f.name) for d in folders if d.is_dir() for f in d.iterdir()
+    )
+    return has_pair_files or all(d.is_dir() for d in folders)
+
+
+def _is_dronergbt(root: Path) -> bool:
+    return any((root / split / sub).is_dir()
+               for split in DRONERGBT_SPLITS for sub in ("RGB", "Infrared"))
+
+
+register("layout", "synthetic")(Layout("the built-in synthetic misaligned crowds",
+                                       ("train", "val", "test"), None, lambda root: False))
+register("layout", "rgbtcc")(Layout(RGBTCC_LAYOUT, RGBTCC_SPLITS, scan_rgbtcc, _is_rgbtcc))
+register("layout", "dronergbt")(Layout(DRONERGBT_LAYOUT, DRONERGBT_SPLITS, scan_dronergbt,
+                                       _is_dronergbt, stats="dronergbt", val_from_train=True))
+
+
+def detect_format(path: str | Path) -> str:
+    """The name of the layout of a dataset root; anything else is a DataError. The plugins'
+    layouts are tried first (a layout of one's own is the more specific), then DroneRGBT
+    (sub-folders), then RGBT-CC."""
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"data path {root} does not exist")
+    if not root.is_dir():
+        raise DataError(f"data path {root} is not a folder")
+    builtin = ("dronergbt", "rgbtcc")
+    order = [n for n in names("layout") if n not in BUILTINS["layout"]] + list(builtin)
+    layouts = {name: lookup("layout", name) for name in order}
+    for name, layout in layouts.items():
+        if layout.scan is not None and layout.looks_like(root):
+            return name
+    expected = " or ".join(layouts[name].description for name in names("layout")
+                           if name in layouts)
+    raise DataError(f"unrecognised dataset layout at {root}; expected {expected}")
+
+
+def layout_of(path: str | Path) -> Layout:
+    """The registered layout of a dataset root (see ``detect_format``)."""
+    return lookup("layout", detect_format(path))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model.registry import register
+
 
 class _GradReverse(torch.autograd.Function):
     @staticmethod
@@ -25,6 +27,7 @@ def grad_reverse(x: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
     return _GradReverse.apply(x, lam)
 
 
+@register("domain_head", "grl")
 class DomainHead(nn.Module):
     def __init__(self, channels: int, lam: float, hidden: int = 64) -> None:
         super().__init__()
@@ -40,6 +43,12 @@ class DomainHead(nn.Module):
         return logits, labels
 
 
+@register("domain_head", "none")
 class NoDomain(nn.Module):
+    """Off: no domain classifier, so no domain loss."""
+
+    def __init__(self, channels: int = 0, lam: float = 0.0) -> None:
+        super().__init__()
+
     def forward(self, rgb: torch.Tensor, thermal: torch.Tensor):
         return None, None

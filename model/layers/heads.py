@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.registry import register
+
 
 class DensityHead(nn.Module):
     def __init__(self, channels: int, hidden: int = 128) -> None:
@@ -30,6 +32,7 @@ def resample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(x, size)
 
 
+@register("multiscale_head", "stride4")
 class MultiScaleHead(nn.Module):
     """Stride-4 density from the upsampled deep features and the stride-4 encoder features."""
 
@@ -42,6 +45,12 @@ class MultiScaleHead(nn.Module):
         return self.head(torch.cat([up, shallow], dim=1))
 
 
+@register("multiscale_head", "none")
 class NoHead(nn.Module):
+    """Off: no stride-4 density."""
+
+    def __init__(self, deep_channels: int = 0, shallow_channels: int = 0) -> None:
+        super().__init__()
+
     def forward(self, deep: torch.Tensor, shallow: torch.Tensor) -> None:
         return None
