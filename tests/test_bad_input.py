@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import db_dump, invoke, tiny_study_text
+from conftest import copy_workdir, db_dump, invoke, ok, tiny_study_text
 
-from ablate.db import RunStore
+from ablate.db import ClaimSpec, RunStore
 
 # (id, study-file line replacing the key's line, a regex the error line must match)
 BAD_VALUES = [
@@ -48,7 +48,8 @@ def workdir(request, in_tmp):
     (in_tmp / "notes.txt").write_text("hello\n")
     if request.param == "db-with-a-run":
         with RunStore() as store:
-            claim = store.claim("tiny", "A", 0, {"lr": 1e-3}, "0123456789abcdef", label="A")
+            claim = store.claim(ClaimSpec("tiny", "A", 0, {"lr": 1e-3}, "0123456789abcdef",
+                                          label="A"))
             metrics = {m: 1.0 for m in ("game0", "game1", "game2", "game3", "rmse", "mae")}
             store.finish(claim.run.id, metrics, metrics, 0, [])
     return in_tmp
@@ -90,9 +91,14 @@ def test_bad_set_values_claim_nothing(workdir, value, expected):
     (["eval", "notes.txt"], r"notes\.txt is not a checkpoint"),
     (["runs", "list", "--db", ""], r"database '' is empty"),
     (["viz", "-1"], r"ablate viz: No such option: -1"),
-    (["runs", "show", "abc"], r"ablate runs show: Invalid value for 'run_id'"),
+    # Round three (issue 24): the value given is named, as in every other one-line error.
+    (["runs", "show", "abc"],
+     r"^Error: ablate runs show: Invalid value for 'run_id': 'abc' is not valid; it should be "
+     r"a valid integer.* \(see ablate runs show --help\)$"),
+    (["study", "run", "tiny.toml", "--epochs", "1.5"],
+     r"ablate study run: Invalid value for '--epochs': '1\.5' is not valid"),
 ], ids=["study-dir", "show-dir", "eval-dir", "eval-text", "db-empty", "viz-negative",
-        "show-not-int"])
+        "show-not-int", "epochs-not-int"])
 def test_messages_name_the_culprit(workdir, args, expected):
     assert_one_line_and_unchanged(workdir, args, expected)
 
@@ -113,3 +119,59 @@ def test_a_plugin_that_exits_at_import_is_a_failing_plugin(workdir, monkeypatch,
         assert_one_line_and_unchanged(workdir, [*command, "tiny.toml", "--plugin", spec],
                                       rf"plugin .*{spec.removesuffix('.py')}.* failed to import: "
                                       r"it called sys\.exit\((0|3)\)")
+
+
+# -- round three (issue 24): what a run writes, and every count, checked before any claim ----
+
+@pytest.mark.parametrize("args, expected", [
+    (["study", "run", "tiny.toml", "--save-dir", "notes.txt/runs"],
+     r"--save-dir notes\.txt/runs: cannot write run files there: .*notes\.txt is a file"),
+    (["run", "--study", "tiny.toml", "--save-dir", "notes.txt/one"],
+     r"--save-dir notes\.txt/one: cannot write run files there: .*notes\.txt is a file"),
+    (["study", "run", "tiny.toml", "--log", "tensorboard", "--log-dir", "notes.txt/tb"],
+     r"--log-dir notes\.txt/tb: cannot write run files there"),
+    (["tune", "tiny.toml", "--save-dir", "notes.txt/runs"],
+     r"--save-dir notes\.txt/runs: cannot write run files there"),
+    (["study", "run", "tiny.toml", "--seeds", "100000000000"],
+     r"--seeds 100000000000 is not valid; it must be at most \d+"),
+    (["tune", "tiny.toml", "--confirm-seeds", "100000000000"],
+     r"--confirm-seeds 100000000000 is not valid; it must be at most \d+"),
+    (["study", "run", "tiny.toml", "--workers", "1000"],
+     r"--workers 1000 is not valid; it must be at most \d+ \(\d+ per core"),
+    (["tune", "tiny.toml", "--workers", "1000"], r"--workers 1000 is not valid"),
+    (["tune", "tiny.toml", "--storage", "folder"],
+     r"cannot open Optuna storage .*folder is a directory, not a file"),
+    (["tune", "tiny.toml", "--storage", "folder/nosuch/t.journal"],
+     r"cannot open Optuna storage .*t\.journal: directory .*nosuch does not exist"),
+], ids=["save-dir-file", "run-save-dir-file", "log-dir-file", "tune-save-dir-file",
+        "seeds-1e11", "confirm-seeds-1e11", "workers-1000", "tune-workers-1000",
+        "storage-dir", "storage-journal-no-dir"])
+def test_unwritable_paths_and_unbounded_counts_claim_nothing(workdir, args, expected):
+    assert_one_line_and_unchanged(workdir, args, expected)
+
+
+@pytest.fixture
+def no_worker_processes(monkeypatch):
+    """Fails a test that starts a worker process."""
+    import ablate.launch.local
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a worker process was started")
+
+    monkeypatch.setattr(ablate.launch.local.subprocess, "Popen", refuse)
+
+
+def test_workers_with_nothing_left_to_do_start_none(done_study, in_tmp, no_worker_processes):
+    """--workers 3 on a study already done hung at "study 0/1" while 3 processes loaded
+    torch only to skip (and --workers 1000 never came back)."""
+    copy_workdir(done_study, in_tmp)
+    result = ok("study", "run", "tiny.toml", "--variants", "A,B", "--workers", "3", "--quiet")
+    assert "0 trained, 2 skipped, 0 failed" in result.stdout
+
+
+def test_workers_are_cut_to_the_runs_left(in_tmp, no_worker_processes):
+    (in_tmp / "tiny.toml").write_text(tiny_study_text())
+    result = ok("study", "run", "tiny.toml", "--variants", "A", "--workers", "3", "--quiet")
+    assert "note: 3 workers for 1 run(s) left to do: starting 1" in result.stderr
+    assert "1 trained, 0 skipped, 0 failed" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "Next: ablate report tiny"

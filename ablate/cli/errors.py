@@ -45,7 +45,23 @@ def usage_line(exc: Exception) -> str:
     """``ablate viz: No such option: -1 (see ablate viz --help)``."""
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "ablate"
-    return f"{where}: {one_line(exc.format_message())} (see {where} --help)"
+    return f"{where}: {one_line(_with_value(exc))} (see {where} --help)"
+
+
+def _with_value(exc: Exception) -> str:
+    """Typer checks a value's type with pydantic, whose message omits the value given:
+    ``Invalid value for 'run_id': 'abc' is not valid; it should be a valid integer, ...``."""
+    errors = getattr(exc.__cause__, "errors", None)
+    try:
+        first = errors()[0] if callable(errors) else {}
+    except (TypeError, ValueError, IndexError):
+        first = {}
+    message = exc.format_message()
+    said = getattr(exc, "message", "")
+    if "input" not in first or not said or said not in message:
+        return message
+    msg = str(first.get("msg", "")).removeprefix("Input ")
+    return message.replace(said, f"{first['input']!r} is not valid; it {msg}", 1)
 
 
 def save_traceback(exc: BaseException) -> str:

@@ -50,4 +50,4 @@ def run(
         extra = {**ENHANCED_LOSS, **extra}
     variants = study.select(variant)[:1]
     specs = plan(study, variants, [seed], extra, Path("runs"), force, exact_save_dir=save_dir)
-    train_and_summarise(study, specs, options)
+    train_and_summarise(study, specs, options, save_dir=save_dir)

@@ -9,6 +9,14 @@ import typer
 from rich.console import Console
 
 from ablate.cli import options as opt
+from ablate.cli.preflight import (
+    check_seed_count,
+    check_worker_count,
+    check_writable,
+    fit_workers,
+    run_folders,
+    runs_left,
+)
 from ablate.errors import TrainingError, UsageError
 from ablate.launch.slots import Gpus, Slot, Workers, plan_slots
 from ablate.study.study import Study, load_study, variant_table
@@ -23,10 +31,11 @@ console = Console()
 
 
 def train_and_summarise(study: Study, specs: list[RunSpec], options: opt.RunOptions,
-                        slots: list[Slot] | None = None) -> None:
-    """Record the study, execute its planned runs (here, or in one worker process per slot
-    when there are several or a GPU is chosen), print the counts; failed runs are an error
-    naming them."""
+                        slots: list[Slot] | None = None, save_dir: Path | None = None) -> None:
+    """Check every folder the runs write, record the study, execute its planned runs (here,
+    or in one worker process per slot, no more than runs left, when there are several or a
+    GPU is chosen), print the counts and the next command; failed runs are an error naming
+    them."""
     # SQLAlchemy and torch: only when a study runs (see ablate.cli.app)
     from ablate.db import RunStore
     from ablate.launch.display import StudyWatch
@@ -35,9 +44,11 @@ def train_and_summarise(study: Study, specs: list[RunSpec], options: opt.RunOpti
     from ablate.live.progress import reporter
     from ablate.run.execute import run_specs
 
+    check_writable(run_folders(specs, save_dir, options.log_dir if options.log else None))
     live = options.live_logging()  # a bad --log fails here, before the database is opened
     with RunStore(options.db) as store:
         store.record_study(study.name, study.to_record())
+        slots = fit_workers(slots, runs_left(store, specs))
         if slots and (len(slots) > 1 or slots[0].gpu is not None):
             watch = StudyWatch(store, specs, enabled=not options.quiet)
             job = {**make_job(study, specs, store), "log": list(options.log),
@@ -47,6 +58,8 @@ def train_and_summarise(study: Study, specs: list[RunSpec], options: opt.RunOpti
             with reporter(options.quiet) as shown:
                 outcomes = run_specs(store, specs, shown, live)
     summarise(outcomes)
+    typer.echo(f"Next: ablate report {study.name}"
+               + (f" --db {options.db}" if options.db else ""))
 
 
 def summarise(outcomes: list[RunOutcome]) -> None:
@@ -66,6 +79,8 @@ def seed_list(seeds: int | None, seed: list[int] | None) -> list[int]:
         raise UsageError("give either --seeds N or --seed S (repeatable), not both")
     if seeds is not None and seeds < 1:
         raise UsageError(f"--seeds {seeds} is not valid; it must be >= 1")
+    if seeds is not None:
+        check_seed_count(seeds)
     for value in seed or []:
         if value < 0:
             raise UsageError(f"--seed {value} is not valid; it must be >= 0")
@@ -110,12 +125,13 @@ def study_run(
     from ablate.study.plan import plan
 
     seeds_run = seed_list(seeds, seed)
+    check_worker_count(workers)
     slots = plan_slots(workers, gpus)
     study = load_study(study_file, options.plugins)
     extra, per_condition = options.study_overrides(study)
     specs = plan(study, study.select(variants), seeds_run, extra, save_dir, force,
                  conditions=conditions, condition_extra=per_condition)
-    train_and_summarise(study, specs, options, slots)
+    train_and_summarise(study, specs, options, slots, save_dir)
 
 
 @study_app.command("show")

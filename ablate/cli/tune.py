@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ablate.cli import options as opt
+from ablate.cli.preflight import check_seed_count, check_worker_count, check_writable
 from ablate.errors import TrainingError, UsageError
 from ablate.launch.slots import Gpus, plan_slots
 from ablate.study.study import Study, load_study
@@ -74,6 +75,9 @@ def tune_command(
     if options.log:  # trials are logged in the runs database and Optuna's storage
         raise UsageError("--log is for `ablate run` and `ablate study run`; tuning trials "
                          "are recorded in the runs database (ablate report shows them)")
+    check_worker_count(n_workers)
+    check_seed_count(confirm_seeds, "--confirm-seeds")
+    check_writable([(f"--save-dir {save_dir}", save_dir)])  # every trial's folder is in it
     slots = plan_slots(n_workers, gpus)
     study = load_study(study_file, options.plugins)
     tune_options = TuneOptions(

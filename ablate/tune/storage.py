@@ -24,7 +24,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from ablate.db import RunStore, is_stale
 from ablate.db.connect import PG_CONNECT_TIMEOUT_S, first_line, hide_password, resolve_url
@@ -55,9 +55,9 @@ def resolve_storage(storage: str | None, db: str | None, n_workers: int = 1) -> 
     """Pick the storage for ``--storage``, ``--db`` and ``--n-workers`` (see the module doc)."""
     if storage is not None:
         if "://" not in storage and storage.endswith(JOURNAL_SUFFIXES):
-            return StorageTarget("journal", str(Path(storage).expanduser().resolve()))
+            return checked(StorageTarget("journal", str(Path(storage).expanduser().resolve())))
         try:
-            return StorageTarget("rdb", _render(resolve_url(storage)))
+            return checked(StorageTarget("rdb", _render(resolve_url(storage))))
         except AblateError as exc:  # resolve_url speaks of "database": say which one
             raise type(exc)(str(exc).replace("cannot open database",
                                                "cannot open Optuna storage", 1)) from None
@@ -69,6 +69,24 @@ def resolve_storage(storage: str | None, db: str | None, n_workers: int = 1) -> 
                              "an in-memory database is not shared between processes")
         return StorageTarget("journal", str(journal))
     return StorageTarget("rdb", _render(db_url))
+
+
+def checked(target: StorageTarget) -> StorageTarget:
+    """``target``, if its file (a journal or an SQLite database) can be created and written:
+    checked before the search writes anything, to the runs database included."""
+    url = None if target.kind == "journal" else make_url(target.url)
+    if url is not None and (url.get_backend_name() != "sqlite"
+                            or url.database in (None, "", ":memory:")):
+        return target
+    path = Path(target.url if url is None else url.database)
+    folder = path.parent
+    reason = (f"{path} is a directory, not a file" if path.is_dir()
+              else f"directory {folder} does not exist" if not folder.is_dir()
+              else f"directory {folder} is not writable" if not os.access(folder, os.W_OK | os.X_OK)
+              else None)
+    if reason is not None:
+        raise DatabaseError(f"cannot open Optuna storage {target.shown}: {reason}")
+    return target
 
 
 def journal_path(db: str | URL | None) -> Path | None:
