@@ -323,25 +323,45 @@ def test_a_directory_is_not_a_study_file(tmp_path):
 
 
 def test_the_control_study_differs_between_conditions_only_in_the_misalignment():
-    """The positive control: the same scenes registered and misaligned; A without alignment,
-    every other variant with it; nothing outside alignment and the training terms changes, so
-    a cost on registered data is alignment's (the shared backbone and sum fusion stay out)."""
+    """The positive control: the same scenes under each misalignment; A without alignment,
+    every other variant but the placebo with it; nothing outside alignment and the training
+    terms changes, so a cost on registered data is alignment's (the shared backbone and sum
+    fusion stay out). The arms like the real study change one thing each from misaligned."""
     study = load_study(STUDIES / "control.toml")
-    assert list(study.conditions) == ["registered", "misaligned"]
-    assert list(study.variants) == ["A", "C", "D", "G"] and study.select_metric == "game3"
+    assert list(study.conditions) == ["registered", "misaligned", "unsupervised", "local_warp",
+                                      "shift2", "shift4", "shift8"]
+    assert list(study.variants) == ["A", "P", "C", "D", "G"] and study.select_metric == "game3"
     defaults = RunConfig().data
+    misalignment = ("synth_shift", "synth_rotation", "synth_scale")
     for variant in study.variants:
-        registered, misaligned = (study.config(variant, 0, condition=c) for c in study.conditions)
-        assert (registered.data.synth_shift, registered.data.synth_rotation,
-                registered.data.synth_scale) == (0, 0, 0)
-        assert (misaligned.data.synth_shift, misaligned.data.synth_rotation,
-                misaligned.data.synth_scale) == (defaults.synth_shift, defaults.synth_rotation,
-                                                 defaults.synth_scale)
-        same = registered.with_overrides({"synth_shift": misaligned.data.synth_shift,
-                                          "synth_rotation": misaligned.data.synth_rotation,
-                                          "synth_scale": misaligned.data.synth_scale})
+        configs = {c: study.config(variant, 0, condition=c) for c in study.conditions}
+        registered, misaligned = configs["registered"], configs["misaligned"]
+        assert [getattr(registered.data, k) for k in misalignment] == [0, 0, 0]
+        assert ([getattr(misaligned.data, k) for k in misalignment]
+                == [getattr(defaults, k) for k in misalignment])
+        same = registered.with_overrides({k: getattr(misaligned.data, k) for k in misalignment})
         assert same.config_hash() == misaligned.config_hash()
+        assert configs["unsupervised"].with_overrides(
+            {"align_loss": misaligned.loss.align_loss}).config_hash() == misaligned.config_hash()
+        assert configs["unsupervised"].loss.align_loss == 0 < misaligned.train.warmup_align_loss
+        warp = configs["local_warp"]
+        assert warp.data.synth_local_warp > 0 == misaligned.data.synth_local_warp
+        unwarped = warp.with_overrides({"synth_local_warp": 0})
+        assert unwarped.config_hash() == misaligned.config_hash()
         model = registered.model
         assert (model.shared_backbone, model.fusion) == (False, "concat")
-        assert (model.stn != "none") == (variant != "A")
+        assert (model.stn != "none") == (variant not in ("A", "P"))
         assert registered.loss.align_loss > 0 and registered.train.align_warmup_epochs > 0
+
+
+@pytest.mark.parametrize("shift", [2, 4, 8])
+def test_the_control_dose_scales_the_misaligned_generator(shift):
+    """shiftN is the misaligned condition scaled by N/16 (shift, rotation and scale together),
+    so registered is dose 0 and misaligned dose 16; N/16 is the fraction of a GAME3 cell's
+    height (an 8 x 8 grid over the 128 px high synthetic image)."""
+    study = load_study(STUDIES / "control.toml")
+    dosed = study.config("A", 0, condition=f"shift{shift}").data
+    full = study.config("A", 0, condition="misaligned").data
+    assert full.synth_shift == full.synth_height / 8
+    for key in ("synth_shift", "synth_rotation", "synth_scale"):
+        assert getattr(dosed, key) == pytest.approx(getattr(full, key) * shift / 16)
