@@ -392,3 +392,30 @@ def test_journal_path_is_next_to_a_sqlite_runs_database(in_tmp: Path) -> None:
     assert journal_path(f"sqlite:///{in_tmp}/sub/r.db") == in_tmp / "sub" / "r.optuna.journal"
     assert journal_path("sqlite://") is None
     assert journal_path("postgresql+psycopg://u:pw@host/ablate") is None
+
+
+def test_importances_warn_when_the_trials_are_too_few_or_too_alike() -> None:
+    """Issue 24: fANOVA shares were printed as if they meant something on 3 trials, or on
+    trials whose objective did not change."""
+    grid = [(x / 11, ((5 * x) % 12) / 12) for x in range(12)]
+    varied = _crafted_study([(x, y, 10 * x + 1) for x, y in grid])
+    assert importances(varied, varied.trials)["warning"] is None
+    few = _crafted_study([(x, y, 10 * x + 1) for x, y in grid[:4]])
+    assert importances(few, few.trials)["warning"].startswith("only 4 complete trials")
+    alike = _crafted_study([(x, y, 5.0 + 0.001 * x) for x, y in grid])
+    warning = importances(alike, alike.trials)["warning"]
+    assert warning.startswith("the objective hardly varies over the 12 complete trials")
+
+
+def test_the_optuna_study_names_its_objective(tmp_path: Path) -> None:
+    """optuna-dashboard labels its plots with the study's metric names (issue 24)."""
+    from ablate.tune.search import create_or_load
+    from ablate.tune.space import parse_tune
+
+    spec = parse_tune(load_study(write_study(tmp_path)))
+    storage = optuna.storages.InMemoryStorage()
+    found = create_or_load(storage, "s", spec, optuna.samplers.RandomSampler(),
+                           optuna.pruners.NopPruner())
+    assert found.metric_names == [f"val_{spec.label}"] == ["val_game3"]
+    again = optuna.load_study(study_name="s", storage=storage)
+    assert again.metric_names == ["val_game3"]

@@ -87,7 +87,18 @@ def create_or_load(storage: optuna.storages.BaseStorage, name: str, spec: TuneSp
         raise UsageError(f"Optuna study {name!r} exists and optimizes {found['objective']} "
                           f"({', '.join(found['directions'])}), not {spec.label}; "
                           "give another --study-name")
+    names = metric_names(spec)
+    if study.metric_names != names:  # optuna-dashboard labels its plots with these
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     return study
+
+
+def metric_names(spec: TuneSpec) -> list[str]:
+    """What each objective value is, on val: ``["val_game3"]``, ``["val_game0", "val_game3"]``
+    or ``["val_1*game1+1*game3"]``."""
+    return [f"val_{name}" for name in (spec.objectives if spec.multi else (spec.label,))]
 
 
 def optimize(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None,

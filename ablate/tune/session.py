@@ -29,7 +29,7 @@ from ablate.tune.options import TuneOptions
 from ablate.tune.progress import TrialProgress
 from ablate.tune.search import Strategy, create_or_load, default_study_name, optimize
 from ablate.tune.space import TuneSpec, check_configs, parse_tune
-from ablate.tune.storage import StorageTarget, open_storage, resolve_storage
+from ablate.tune.storage import StorageTarget, checked, open_storage, resolve_storage
 from ablate.tune.summary import record_importances, summarize
 from ablate.tune.workers import run_workers, shares
 
@@ -67,6 +67,8 @@ def prepare(study: Study, options: TuneOptions) -> Setup:
     base = check_configs(study, spec, options.extra)
     check_runnable(base)
     target = resolve_storage(options.storage, options.db, options.n_workers)
+    if options.storage is not None:  # the runs database's own is checked when it is opened
+        checked(target)
     name = options.study_name or default_study_name(study, spec)
     return Setup(spec, strategy, target, name, options.n_trials or spec.n_trials,
                  base.train.epochs)

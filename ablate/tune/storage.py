@@ -55,9 +55,9 @@ def resolve_storage(storage: str | None, db: str | None, n_workers: int = 1) -> 
     """Pick the storage for ``--storage``, ``--db`` and ``--n-workers`` (see the module doc)."""
     if storage is not None:
         if "://" not in storage and storage.endswith(JOURNAL_SUFFIXES):
-            return checked(StorageTarget("journal", str(Path(storage).expanduser().resolve())))
+            return StorageTarget("journal", str(Path(storage).expanduser().resolve()))
         try:
-            return checked(StorageTarget("rdb", _render(resolve_url(storage))))
+            return StorageTarget("rdb", _render(resolve_url(storage)))
         except AblateError as exc:  # resolve_url speaks of "database": say which one
             raise type(exc)(str(exc).replace("cannot open database",
                                                "cannot open Optuna storage", 1)) from None
@@ -72,8 +72,8 @@ def resolve_storage(storage: str | None, db: str | None, n_workers: int = 1) -> 
 
 
 def checked(target: StorageTarget) -> StorageTarget:
-    """``target``, if its file (a journal or an SQLite database) can be created and written:
-    checked before the search writes anything, to the runs database included."""
+    """``target``, if its file (a journal or an SQLite database) can be created and written;
+    a search checks this before it writes anything, to the runs database included."""
     url = None if target.kind == "journal" else make_url(target.url)
     if url is not None and (url.get_backend_name() != "sqlite"
                             or url.database in (None, "", ":memory:")):

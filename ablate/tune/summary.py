@@ -12,10 +12,12 @@ import importlib.util
 import math
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.importance import FanovaImportanceEvaluator
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ablate.errors import DatabaseError
@@ -24,6 +26,10 @@ from ablate.tune.storage import open_storage, resolve_storage
 
 IMPORTANCE_ATTR = "ablate_importances"
 EVALUATOR = "FanovaImportanceEvaluator"
+# fANOVA fits a random forest to the trials: below this many, or on objective values that
+# hardly differ, its shares describe the forest's noise, not the parameters.
+MIN_TRIALS_FOR_IMPORTANCE = 10
+MIN_OBJECTIVE_CV = 0.01  # sd / |mean| of an objective across the complete trials
 
 
 def tune_summary(storage_url: str, study_name: str) -> dict[str, Any]:
@@ -65,6 +71,7 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
         "importances": stored["importances"],
         "importance_evaluator": EVALUATOR,
         "importance_note": stored["note"],
+        "importance_warning": stored.get("warning"),  # absent from studies tuned before
         "history": [(t.number, _value(t, multi), t.state.name) for t in trials],
         "counts": counts,
     }
@@ -81,11 +88,12 @@ def record_importances(study: optuna.Study) -> dict[str, Any]:
 def importances(study: optuna.Study, complete: list[FrozenTrial]) -> dict[str, Any]:
     """``{"evaluator", "n_complete", "importances": {param: share}, "note": why-empty-or-None}``."""
     result: dict[str, Any] = {"evaluator": EVALUATOR, "n_complete": len(complete),
-                              "importances": {}, "note": None}
+                              "importances": {}, "note": None, "warning": None}
     if len(complete) < 2:
         result["note"] = (f"{EVALUATOR} needs at least 2 complete trials; "
                           f"{len(complete)} complete so far")
         return result
+    result["warning"] = alike_warning(complete, len(study.directions))
     if importlib.util.find_spec("sklearn") is None:
         result["note"] = f"{EVALUATOR} needs scikit-learn: pip install scikit-learn"
         return result
@@ -107,6 +115,26 @@ def importances(study: optuna.Study, complete: list[FrozenTrial]) -> dict[str, A
         return result
     result["importances"] = dict(sorted(mean.items(), key=lambda kv: -kv[1]))
     return result
+
+
+def alike_warning(complete: list[FrozenTrial], n_objectives: int) -> str | None:
+    """Why importances over ``complete`` (two or more trials) mean little, or None: too few
+    trials, or an objective whose values hardly differ between them."""
+    n = len(complete)
+    if n < MIN_TRIALS_FOR_IMPORTANCE:
+        return (f"only {n} complete trials: importances need about "
+                f"{MIN_TRIALS_FOR_IMPORTANCE} to tell the parameters apart; add trials "
+                "(--n-trials) before reading them")
+    for i in range(n_objectives):
+        values = np.array([t.values[i] for t in complete], dtype=float)
+        sd, mean = float(values.std(ddof=1)), float(values.mean())
+        if sd <= MIN_OBJECTIVE_CV * abs(mean):
+            which = f" {i + 1}" if n_objectives > 1 else ""
+            return (f"the objective{which} hardly varies over the {n} complete trials (sd "
+                    f"{sd:.3g} around {mean:.4g}, under {MIN_OBJECTIVE_CV:.0%}): the "
+                    "importances explain noise; widen the [tune] space or check that trials "
+                    "train")
+    return None
 
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:
@@ -132,6 +160,9 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         for name, value in summary["importances"].items():
             table.add_row(name, f"{value:.3f}")
         console.print(table)
+        if summary.get("importance_warning"):
+            console.print(f"[yellow]warning:[/yellow] {escape(summary['importance_warning'])}",
+                          highlight=False)
     else:
         console.print(f"no parameter importances: {summary['importance_note']}")
 
