@@ -48,6 +48,46 @@ def test_dry_run_prints_an_array_of_one_gpu_tasks(in_tmp):
     assert not (in_tmp / "slurm").exists() and not (in_tmp / "runs.db").exists()
 
 
+def test_dry_run_works_offline_on_a_machine_without_slurm(in_tmp, monkeypatch):
+    """The RGBT-CC study as written (ImageNet weights from the torch cache, which is empty
+    here): no srun or sbatch on PATH, no network, no database; the script and the array."""
+    import model.backbones
+
+    ok("data", "synth", "rgbtcc", "--n", "4")
+    bare = in_tmp / "bin"  # a PATH with python's folder only: no Slurm command anywhere
+    bare.mkdir()
+    monkeypatch.setenv("PATH", str(bare))
+    monkeypatch.setenv("TORCH_HOME", str(in_tmp / "torch"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a dry run tried to download the pretrained weights")
+
+    monkeypatch.setattr(model.backbones, "download_torchvision_weights", no_network)
+    assert shutil.which("srun") is None and shutil.which("sbatch") is None
+    result = ok("launch", "slurm", str(REPO / "studies" / "rgbtcc.toml"), "--workers", "4",
+                "--seeds", "2", "--variants", "A,G", "--db", PG_URL, "--data-path", "rgbtcc",
+                "--dry-run")
+    script, _, array = result.stdout.partition("# Job array: ")
+    assert script.startswith("#!/bin/bash") and "#SBATCH --array=0-3%4\n" in script
+    lines = array.splitlines()
+    assert lines[0] == "4 task(s) of 1 GPU(s); each claims work from the runs database until " \
+                       "none is left."
+    assert lines[1] == "# Runs (4):"
+    assert [line.split(":")[0] for line in lines[2:]] == [
+        "#   A seed 0", "#   G seed 0", "#   A seed 1", "#   G seed 1"]
+    assert all(f"{in_tmp / 'runs' / 'rgbtcc'}/" in line for line in lines[2:])
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["bin", "rgbtcc"], "nothing written"
+
+
+def test_dry_run_of_tuning_workers_names_the_trials(in_tmp):
+    ok("data", "synth", "rgbtcc", "--n", "4")
+    result = ok("launch", "slurm", str(REPO / "studies" / "rgbtcc.toml"), "--tune",
+                "--n-trials", "64", "--workers", "8", "--db", PG_URL, "--set", "pretrained=none",
+                "--data-path", "rgbtcc", "--dry-run")
+    assert result.stdout.endswith("# Tuning: 64 trial(s) of variant G in all.\n")
+    assert not (in_tmp / "runs.db").exists()
+
+
 def test_dry_run_passes_the_cluster_options(tiny_study, in_tmp):
     script = ok("launch", "slurm", str(tiny_study), "--workers", "3", "--gpus-per-worker", "2",
                 "--cpus-per-worker", "6", "--partition", "gpu", "--account", "lab",
