@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -95,7 +96,7 @@ def test_a_known_offset_field_becomes_its_dx_dy_vector_per_feature_pixel(tmp_pat
     plotted (dx, dy) must be (1.5, -0.5) whichever aligner made it. For the deformable one every
     tap carries torchvision's (dy, dx), so reading the taps in the wrong order gives
     (-0.5, 1.5)."""
-    loaded, splits = tiny_loaded(stn="bounded", aligner=mode)
+    loaded, splits = tiny_loaded(stn=True, offset_align=True, offset_mode=mode)
     last = loaded.net.offset.offset[-1]
     with torch.no_grad():
         last.bias[0::2], last.bias[1::2] = (-0.5, 1.5) if mode == "deform" else (1.5, -0.5)
@@ -113,7 +114,7 @@ def test_modules_that_are_off_give_no_warp_and_no_offsets():
     loaded, splits = tiny_loaded()
     (inf,) = infer(loaded, splits.val, splits, 1)
     assert inf.warped is None and inf.stn_shift_px is None and inf.offsets is None
-    on, _ = tiny_loaded(stn="bounded")
+    on, _ = tiny_loaded(stn=True)
     (inf,) = infer(on, splits.val, splits, 1)
     assert inf.stn_shift_px == pytest.approx((0.0, 0.0), abs=1e-5)  # identity at init
 
@@ -129,3 +130,23 @@ def test_density_peaks_are_the_local_maxima_in_input_pixels():
     density[0, 0] = 2.0  # the new maximum: 0.5 still counts, as it is above 10% of 2
     inf = dataclasses.replace(inf, density=density)
     assert plots.peaks(inf).tolist() == [[4.0, 4.0], [28.0, 20.0], [12.0, 52.0]]
+
+
+@pytest.mark.parametrize("height, width", [(128, 160), (480, 640)])
+def test_game3_cell_numbers_are_readable(height, width):
+    """Issue 24: the GAME3 numbers were 5.5 pt black on saturated red/blue. Now: sized to
+    the drawn cell (at least 8 pt in the default figure), outlined in white, and the cells
+    keep the image's proportions at RGBT-CC's size as at the synthetic one."""
+    from matplotlib import patheffects
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform([0, 0], [width, height], size=(200, 2)).astype(np.float32)
+    density = np.full((height, width), 200 / (height * width), dtype=np.float32)
+    inf = SimpleNamespace(density_full=density, points=points, sample=SimpleNamespace(id="x"))
+    fig = plots.cell_grid_figure(inf)
+    game3 = fig.axes[2]
+    assert len(game3.texts) == 64
+    for text in game3.texts:
+        assert text.get_fontsize() >= 8
+        assert any(isinstance(e, patheffects.withStroke) for e in text.get_path_effects())
+    assert game3.get_aspect() == pytest.approx(height / width)

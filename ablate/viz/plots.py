@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy import ndimage
@@ -143,29 +144,51 @@ def density_overlay(inf: Inference, path: Path) -> Path:
 
 def cell_grids(inf: Inference, path: Path) -> Path:
     """Predicted vs true count per GAME cell (levels 1-3), coloured by the signed error."""
+    return _save(cell_grid_figure(inf), path)
+
+
+PANEL_IN = 5.0  # width of one level's panel, inches
+
+
+def cell_grid_figure(inf: Inference) -> Figure:
+    """The figure of ``cell_grids``: the cells keep the image's proportions, and their numbers
+    are sized to the drawn cell and outlined in white, readable on the deepest red or blue."""
     height, width = inf.density_full.shape
+    aspect = height / width
     pred_map = torch.from_numpy(inf.density_full).double()
     true_map = point_map(torch.from_numpy(inf.points), (height, width)).double()
-    fig = Figure(figsize=(15, 5))
+    # subplots leave each panel about 80% of PANEL_IN wide; 1 in for the titles
+    fig = Figure(figsize=(3 * PANEL_IN, 0.8 * PANEL_IN * aspect + 1.0))
     axes = fig.subplots(1, 3)
     for ax, level in zip(axes, (1, 2, 3), strict=True):
         p = 2**level
         pred, true = cell_sums(pred_map, p).numpy(), cell_sums(true_map, p).numpy()
         error = pred - true
         limit = max(1.0, float(np.abs(error).max()))
-        ax.imshow(error, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        size = {1: 11, 2: 8, 3: 5.5}[level]
+        ax.imshow(error, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect=aspect)
+        size = cell_font_size(fig, ax, p, aspect)
+        outline = [patheffects.withStroke(linewidth=min(3.0, size / 4), foreground="white")]
         for i in range(p):
             for j in range(p):
                 ax.text(j, i, f"{pred[i, j]:.1f}\n{true[i, j]:.0f}", ha="center", va="center",
-                        fontsize=size)
+                        fontsize=size, linespacing=1.0, path_effects=outline)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"GAME{level}: {np.abs(error).sum():.1f} (cells: predicted / true)",
                      fontsize=9)
     fig.suptitle(f"image {inf.sample.id}: per-cell counts; red = over-counted, blue = "
                  "under-counted", fontsize=10)
-    return _save(fig, path)
+    return fig
+
+
+def cell_font_size(fig: Figure, ax: Any, cells: int, aspect: float) -> float:
+    """Points that fit two lines of "12.3" in one of ``cells`` x ``cells`` cells drawn at
+    ``aspect`` (height / width) in ``ax``: about 2.4 em wide and 2.4 em tall."""
+    box = ax.get_position()  # fraction of the figure
+    width_in, height_in = box.width * fig.get_figwidth(), box.height * fig.get_figheight()
+    cell_w = min(width_in / cells, height_in / (cells * aspect)) * 72  # points
+    cell_h = cell_w * aspect
+    return float(np.clip(min(cell_w, cell_h) / 2.6, 4.0, 16.0))
 
 
 def loss_curves(epochs: list[dict[str, Any]], path: Path, title: str) -> tuple[Path, list[str]]:
