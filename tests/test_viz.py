@@ -96,7 +96,7 @@ def test_a_known_offset_field_becomes_its_dx_dy_vector_per_feature_pixel(tmp_pat
     plotted (dx, dy) must be (1.5, -0.5) whichever aligner made it. For the deformable one every
     tap carries torchvision's (dy, dx), so reading the taps in the wrong order gives
     (-0.5, 1.5)."""
-    loaded, splits = tiny_loaded(stn=True, offset_align=True, offset_mode=mode)
+    loaded, splits = tiny_loaded(stn="bounded", aligner=mode)
     last = loaded.net.offset.offset[-1]
     with torch.no_grad():
         last.bias[0::2], last.bias[1::2] = (-0.5, 1.5) if mode == "deform" else (1.5, -0.5)
@@ -114,7 +114,7 @@ def test_modules_that_are_off_give_no_warp_and_no_offsets():
     loaded, splits = tiny_loaded()
     (inf,) = infer(loaded, splits.val, splits, 1)
     assert inf.warped is None and inf.stn_shift_px is None and inf.offsets is None
-    on, _ = tiny_loaded(stn=True)
+    on, _ = tiny_loaded(stn="bounded")
     (inf,) = infer(on, splits.val, splits, 1)
     assert inf.stn_shift_px == pytest.approx((0.0, 0.0), abs=1e-5)  # identity at init
 
