@@ -2,7 +2,8 @@
 
 The dataset is the synthetic one written to disk, with each label file cut to the people seen
 well inside both cameras' frames: a corruption that moves content then loses none of it over
-the border, so undoing it must give back the uncorrupted maps' GAME3 (within 5%).
+the border, so undoing it must give back the uncorrupted maps' GAME3 (within 5%). Twelve
+images: a correction is named from 9 on (``evidence.images_needed``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from model.data.synth import synthetic_pairs
 from model.game import game_per_image, point_map
 from model.targets import gaussian_density
 
-HEIGHT, WIDTH, STRIDE, MARGIN = 64, 88, 8, 16
+HEIGHT, WIDTH, STRIDE, MARGIN, N_PAIRS = 64, 88, 8, 16, 12
 CFG = DataConfig(synth_height=HEIGHT, synth_width=WIDTH, synth_shift=6, synth_rotation=2,
                  synth_scale=0.02, synth_min_people=30, synth_max_people=45, synth_seed=5)
 
@@ -39,9 +40,9 @@ def _well_inside(points: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
-    """(dataset root, [(id, thermal-frame points, RGB-frame points)]) of 8 test pairs."""
+    """(dataset root, [(id, thermal-frame points, RGB-frame points)]) of 12 test pairs."""
     root = tmp_path_factory.mktemp("diagnose") / "data"
-    test = synthetic_pairs(CFG, "test", 8)
+    test = synthetic_pairs(CFG, "test", N_PAIRS)
     write_rgbtcc(test, root)
     kept = []
     for s in test:
@@ -104,14 +105,15 @@ def _assert_named_and_undone(result, name, clean) -> None:
     assert result.chosen is not None and result.chosen.name == name, result.verdict
     assert result.summary["game3"] > 1.1 * clean.summary["game3"]
     assert result.chosen.summary["game3"] <= 1.05 * clean.summary["game3"]
-    assert f"from {result.summary['game3']:.2f} to {result.chosen.summary['game3']:.2f}" in \
-        result.verdict
+    assert f"GAME3 from {result.summary['game3']:.2f} to " \
+           f"{result.chosen.summary['game3']:.2f} (" in result.verdict
+    assert f"on {N_PAIRS} of {N_PAIRS} images, adjusted p " in result.verdict
 
 
 def test_uncorrupted_maps_get_the_model_verdict(clean):
     assert clean.chosen is None
-    assert clean.verdict.startswith("No placement hypothesis helps")
-    assert clean.summary["n_images"] == 8 and clean.notes == []
+    assert clean.verdict.startswith("No placement bug is clearly indicated: ")
+    assert clean.summary["n_images"] == N_PAIRS and clean.notes == []
 
 
 @pytest.mark.parametrize("name", CORRUPTIONS)
@@ -173,14 +175,20 @@ def test_without_a_recorded_displacement_it_is_estimated(pairs, tmp_path):
 def test_json_has_exactly_the_documented_keys_sorted_by_game3(clean):
     report = clean.as_json()
     assert set(report) == {"game0", "game1", "game2", "game3", "rmse", "n_images",
-                           "hypotheses", "verdict"}
+                           "hypotheses", "named", "images_needed", "verdict"}
+    assert report["named"] is None and report["images_needed"] == 9
     games = [h["game3"] for h in report["hypotheses"]]
     assert games == sorted(games)
-    assert all(set(h) == {"name", "params", "game0", "game1", "game2", "game3"}
+    assert all(set(h) == {"name", "params", "game0", "game1", "game2", "game3", "p", "helps"}
                for h in report["hypotheses"])
     names = {h["name"] for h in report["hypotheses"]}
-    assert {"hflip", "vflip", "rot180", "transpose", "reshape", "stride", "padding", "camera",
-            "shift", "true-placement", "true-counts"} <= names
+    assert names == {"hflip", "vflip", "rot180", "rot90", "rot270", "transpose", "reshape",
+                     "stride", "padding", "camera", "shift", "roll", "padded-shift",
+                     "count-scale", "true-placement", "true-counts"}
+    for h in report["hypotheses"]:
+        bound = h["name"].startswith("true-")
+        assert (h["p"] is None) == bound and (h["helps"] is None) == bound
+        assert bound or (0 <= h["p"] <= 1 and 0 <= h["helps"] <= N_PAIRS)
     json.dumps(report)
 
 
@@ -267,7 +275,7 @@ def test_many_missing_ids_become_a_count_and_pt_maps_read_like_npy(pairs, clean,
     assert result.summary["game3"] == pytest.approx(clean.rows[0]["game3"], rel=1e-5)
     missing = [n for n in result.notes if n.startswith("missing")]
     assert missing == [f"missing (no file for a test id): {k[0]}" for k in kept[1:6]] + \
-        ["missing (no file for a test id): 2 more (7 in all)"]
+        [f"missing (no file for a test id): {N_PAIRS - 6} more ({N_PAIRS - 1} in all)"]
 
 
 def test_points_files_are_scored_like_their_point_map(pairs, tmp_path):
@@ -289,7 +297,7 @@ def test_folders_that_cannot_be_diagnosed(pairs, tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         diagnose(tmp_path / "nope", root, "test")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="holds no prediction for any of the 8 test images"):
+    with pytest.raises(UsageError, match="holds no prediction for any of the 12 test images"):
         diagnose(tmp_path / "empty", root, "test")
     with pytest.raises(AblateError, match="unrecognised dataset layout at .*empty"):
         diagnose(tmp_path / "empty", tmp_path / "empty", "test")

@@ -25,7 +25,8 @@ from model.engine.evaluate import evaluate_checkpoint
 from model.network import build_model
 from model.targets import gaussian_density
 
-TINY = {"synth_n_train": 2, "synth_n_val": 2, "synth_n_test": 4, "synth_height": 64,
+N_TEST = 10  # a correction is named from 9 images on (evidence.images_needed)
+TINY = {"synth_n_train": 2, "synth_n_val": 2, "synth_n_test": N_TEST, "synth_height": 64,
         "synth_width": 80, "crop_size": 64, "device": "cpu"}
 
 
@@ -68,12 +69,16 @@ def test_table_names_the_flip_and_writes_overlays(data, tmp_path):
                            str(tmp_path / "overlays"))
     assert code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith(f"4 test images from {tmp_path / 'pred'}, official protocol")
-    assert any(line.split()[:2] == ["1", "hflip"] for line in lines)
-    assert "Verdict: The maps are flipped left-right: undoing it lowers GAME3 from" in \
+    assert lines[0].startswith(f"{N_TEST} test images from {tmp_path / 'pred'}, official "
+                               "protocol")
+    header = next(line.split() for line in lines if "correction" in line)
+    assert header[-3:] == ["change", "helps", "p"]
+    hflip = next(line.split() for line in lines if line.split()[:2] == ["1", "hflip"])
+    assert hflip[-2:] == [f"{N_TEST}/{N_TEST}", "0.014"]  # 14 x 2**-10: Holm's first step
+    assert "Verdict: The maps are flipped left-right. Undoing it lowers GAME3 from" in \
         result.output
-    assert len(list((tmp_path / "overlays").glob("*.png"))) == 4
-    assert lines[-1] == f"wrote 4 overlays to {tmp_path / 'overlays'}"
+    assert len(list((tmp_path / "overlays").glob("*.png"))) == 6  # the WORST images
+    assert lines[-1] == f"wrote 6 overlays to {tmp_path / 'overlays'}"
 
 
 def test_json_is_one_object_and_notes_go_to_stderr(data, tmp_path):
@@ -84,15 +89,17 @@ def test_json_is_one_object_and_notes_go_to_stderr(data, tmp_path):
     assert code == 0
     out = json.loads(result.stdout)
     assert list(out) == ["game0", "game1", "game2", "game3", "rmse", "n_images", "hypotheses",
-                         "verdict"]
-    fixes = [h["name"] for h in out["hypotheses"] if "bound" not in h["params"]]
-    assert out["n_images"] == 3 and fixes[0] == "hflip"
+                         "named", "images_needed", "verdict"]
+    fixes = [h for h in out["hypotheses"] if "bound" not in h["params"]]
+    assert out["n_images"] == N_TEST - 1 and fixes[0]["name"] == "hflip"
+    assert out["named"] == "hflip" and fixes[0]["helps"] == N_TEST - 1
+    assert fixes[0]["p"] == pytest.approx(14 * 0.5 ** (N_TEST - 1))
     assert result.stderr.strip() == "missing (no file for a test id): 0"
 
 
 @pytest.mark.parametrize(("setup", "message"), [
     (lambda d: None, "prediction folder {d} does not exist"),
-    (lambda d: d.mkdir(), "{d} holds no prediction for any of the 4 test images"),
+    (lambda d: d.mkdir(), f"{{d}} holds no prediction for any of the {N_TEST} test images"),
     (lambda d: (d.mkdir(), (d / "1.npy").write_text("x")), "prediction {d}/1.npy is not a "
                                                             "readable array"),
     (lambda d: (d.mkdir(), np.save(d / "1.npy", np.full((8, 10), np.nan))),
@@ -122,8 +129,8 @@ def test_exported_maps_score_what_ablate_eval_reports(data, tmp_path):
     path = tmp_path / "best.pt"
     checkpoint.save_atomic({"model": net.state_dict(), "config": cfg.to_dict(), "epoch": 0}, path)
     written = write_predictions(path, tmp_path / "pred", "test", data_path=root)
-    assert written == 4 and sorted(p.name for p in (tmp_path / "pred").iterdir()) == \
-        ["0.npy", "1.npy", "2.npy", "3.npy"]
+    assert written == N_TEST and sorted(p.name for p in (tmp_path / "pred").iterdir()) == \
+        sorted(f"{i}.npy" for i in range(N_TEST))
     assert np.load(tmp_path / "pred" / "0.npy").shape == (8, 10)
     summary, _ = evaluate_checkpoint(path, "test", {"data_path": str(root)})
     result = diagnose(tmp_path / "pred", root, "test")

@@ -1,4 +1,4 @@
-"""The real studies on real-format data: every variant of studies/rgbtcc.toml (VGG16-BN, random
+"""The real studies on real-format data: every variant of studies/rgbtcc.toml (VGG19, random
 init) trains one epoch on a few 640x480 pairs in the RGBT-CC layout and is evaluated at full
 size; the same for studies/dronergbt.toml on 640x512 pairs in the DroneRGBT layout. And the
 peak memory of one full-size VGG16-BN evaluation on the CPU."""
@@ -90,12 +90,13 @@ def _study_run(tmp_path: Path, study: str, data: Path, *extra: str) -> list:
         return [(run, store.image_results(run.id)) for run in runs]
 
 
-def _check(runs: list, variants: list[str], test_ids: set[str]) -> None:
+def _check(runs: list, variants: list[str], test_ids: set[str],
+           backbone: str = "vgg16_bn") -> None:
     assert sorted(run.variant for run, _ in runs) == sorted(variants)
     for run, images in runs:
         assert run.status == "done", (run.variant, run.error)
         config = run.config
-        assert config["model"]["backbone"] == "vgg16_bn" and config["model"]["pretrained"] is None
+        assert config["model"]["backbone"] == backbone and config["model"]["pretrained"] is None
         assert config["loss"]["density"] == "bayesian"
         assert {row["image_id"] for row in images} == test_ids  # every test pair, whole
         for row in images:
@@ -106,7 +107,7 @@ def _check(runs: list, variants: list[str], test_ids: set[str]) -> None:
 def test_every_rgbtcc_variant_trains_and_evaluates_at_full_size(tmp_path):
     data = write_rgbtcc(tmp_path / "RGBT-CC")
     runs = _study_run(tmp_path, "rgbtcc", data)
-    _check(runs, list(load_study(STUDIES / "rgbtcc.toml").variants), {"1040"})
+    _check(runs, list(load_study(STUDIES / "rgbtcc.toml").variants), {"1040"}, "vgg19")
 
 
 @pytest.mark.slow

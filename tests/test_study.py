@@ -118,7 +118,7 @@ def test_demo_is_small_and_synthetic():
 def test_rgbtcc_uses_pretrained_vgg_and_needs_a_data_path():
     study = load_study(STUDIES / "rgbtcc.toml")
     c = study.config("A", seed=0, extra=DATA)
-    assert (c.model.backbone, c.model.pretrained) == ("vgg16_bn", "torchvision")
+    assert (c.model.backbone, c.model.pretrained) == ("vgg19", "torchvision")
     assert c.data.data_path == "/data/RGBT-CC"
     with pytest.raises(StudyError, match="needs data_path: pass --data-path"):
         study.config("A", seed=0)

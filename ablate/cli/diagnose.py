@@ -27,21 +27,31 @@ def _params(s: Scored) -> str:
     return ", ".join(f"{k}={v}" for k, v in s.params.items())
 
 
+def _confidence(s: Scored, n_images: int) -> tuple[str, str]:
+    """(helps, p) cells: images the correction helps and its adjusted p (none for bounds)."""
+    if s.bound or s.p is None:
+        return "", ""
+    p = "<0.001" if s.p < 0.001 else f"{s.p:.3f}"
+    return f"{s.helps}/{n_images}", p
+
+
 def _table(result: Diagnosis) -> Table:
-    base = result.summary["game3"]
+    base, n = result.summary["game3"], int(result.summary["n_images"])
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for col, justify in (("#", "right"), ("correction", "left"), ("params", "left"),
-                         *((g.upper(), "right") for g in GAMES), ("change", "right")):
+                         *((g.upper(), "right") for g in GAMES), ("change", "right"),
+                         ("helps", "right"), ("p", "right")):
         table.add_column(col, justify=justify, no_wrap=col != "params", overflow="fold",
                          min_width=5 if col.startswith("GAME") else None)
-    table.add_row("", "as given", "", *(f"{result.summary[g]:.2f}" for g in GAMES), "",
-                  style="bold", end_section=True)
+    table.add_row("", "as given", "", *(f"{result.summary[g]:.2f}" for g in GAMES), "", "",
+                  "", style="bold", end_section=True)
     rank = 0
     for s in result.scored:
         change = (s.summary["game3"] - base) / base if base > 0 else 0.0
         rank += not s.bound
         table.add_row("" if s.bound else str(rank), s.name, _params(s),
                       *(f"{s.summary[g]:.2f}" for g in GAMES), f"{change:+.0%}",
+                      *_confidence(s, n),
                       style="dim" if s.bound else ("green" if s is result.chosen else None))
     return table
 
@@ -62,8 +72,10 @@ def diagnose_command(
         "best correction.")] = None,
 ) -> None:
     """Score saved density maps with the official GAME protocol, then undo every common way of
-    misplacing them (flips, transpose, view-for-permute, global shift, the other camera's
-    frame, wrong stride, wrong-side padding crop) and say which one explains GAME1-3.
+    misplacing them (flips, 90/180/270-degree turns, transpose, view-for-permute, shifts and
+    rolls up to half the map, the other camera's frame, wrong stride, wrong-side padding
+    crop, totals off by a power of two) and name one only when it wins clearly, image by
+    image, on enough images; otherwise say that no placement bug is clearly indicated.
 
     Example: ablate diagnose preds/ --data-path ~/RGBT-CC --split test --out reports/diagnose
     """
@@ -81,8 +93,10 @@ def diagnose_command(
                       f"ablate eval): GAME0 {s['game0']:.2f}, GAME1 {s['game1']:.2f}, GAME2 "
                       f"{s['game2']:.2f}, GAME3 {s['game3']:.2f}, RMSE {s['rmse']:.2f}")
         console.print(_table(result))
-        _say(console, "change: GAME3 against the maps as given; bound rows split the error "
-                      "into count and placement.")
+        _say(console, "change: GAME3 against the maps as given; helps: images whose GAME3 "
+                      "(GAME0 for count-scale) it lowers by 10% or more, params fitted on the "
+                      "other images; p: one-sided sign test over images, Holm-adjusted; bound "
+                      "rows split the error into count and placement.")
         _say(console, f"Verdict: {result.verdict}")
     if out is not None:
         from ablate.diagnose.overlays import write_overlays  # matplotlib: only with --out

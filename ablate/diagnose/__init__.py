@@ -1,6 +1,7 @@
 """``ablate diagnose``: score a model's saved density maps with the official GAME protocol and
-name the placement bug (flip, transpose, view-for-permute, shift, the other camera's frame,
-stride, padding) when GAME1-3 are far worse than GAME0.
+name the placement bug (flip, turn, transpose, view-for-permute, shift or roll, the other
+camera's frame, stride, padding) or the count scale, only when one wins clearly image by image
+on enough images (``evidence``); otherwise say that none is clearly indicated.
 
 ``diagnose(pred_dir, data_path, split)`` does the work; ``write_predictions`` exports an
 ablate checkpoint's maps in the format it reads (one ``<id>.npy`` per image).

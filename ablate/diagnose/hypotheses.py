@@ -2,9 +2,9 @@
 
 ``candidates`` lists, for one map, every (name, params) worth scoring; ``apply`` returns the
 corrected map, at whatever resolution the correction needs (the protocol resizes any shape).
-Params are global to the split (a stride, a padding multiple, a shift), so one name's best
-params are chosen over all images and a correction that fits each image separately (which
-would flatter any model) is never offered.
+Params are global to the split (a stride, a padding multiple, a shift), so a correction that
+fits each image separately (which would flatter any model) is never offered; ``search.fit``
+chooses them over the images, and for its test each image at the others' choice.
 """
 
 from __future__ import annotations
@@ -22,10 +22,15 @@ from ablate.diagnose.scoring import resize_operator
 STRIDES = (8, 16, 32)
 PAD_MULTIPLES = (16, 32, 64)  # what padding code commonly rounds an input up to
 PAD_SIDES = ("start", "centre", "end")
-# Most specific first: when two corrections score alike, the verdict names the earlier one,
-# since a shift can mimic a padding offset but not the other way round.
-ORDER = ("hflip", "vflip", "rot180", "transpose", "reshape", "stride", "padding", "camera",
-         "shift")
+# Most specific first: when two corrections of one family score alike, the verdict names the
+# earlier one, since a shift can mimic a padding offset but not the other way round, and a
+# zero-filled shift is a roll whose wrapped part held nobody.
+ORDER = ("hflip", "vflip", "rot180", "rot90", "rot270", "transpose", "reshape", "count-scale",
+         "stride", "padding", "camera", "shift", "padded-shift", "roll")
+# Corrections that move the content without turning it explain the same symptom in different
+# words; the verdict must beat the best of the *other* families, not its own near-twins.
+FAMILY = {name: "offset" for name in ("stride", "padding", "camera", "shift", "padded-shift",
+                                      "roll")}
 
 
 def transposed(shape: tuple[int, int], image_size: tuple[int, int]) -> bool:
@@ -92,6 +97,19 @@ def _reshape(density: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor
     return back if transposed((a, b), image_size) else back.T
 
 
+def _turned(density: torch.Tensor, image_size: tuple[int, int], k: int) -> torch.Tensor:
+    """Undo a quarter turn (``k`` = -1) or a transpose (``k`` = 0) of a map that may have
+    been resized back to the image's aspect ratio afterwards: it is first resized to the
+    turned shape (keeping its total), so the turn lands it on the image's grid again."""
+    if not transposed(tuple(density.shape), image_size) and density.shape[0] != density.shape[1]:
+        h, w = density.shape
+        resized = F.interpolate(density[None, None].to(torch.float64), size=(w, h),
+                                mode="bilinear", align_corners=False)[0, 0]
+        # (w, h) holds as many samples as (h, w): only the interpolation's rounding to undo.
+        density = resized * (density.sum() / resized.sum().clamp_min(1e-12))
+    return density.T if k == 0 else torch.rot90(density, k, (0, 1))
+
+
 def full_map(density: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
     """The (H, W) map the protocol scores (``upsample_density``), as two matrix products."""
     (h, w), (height, width) = density.shape, image_size
@@ -110,7 +128,9 @@ def apply(name: str, params: dict[str, Any], density: torch.Tensor,
     if name == "rot180":
         return density.flip(-2, -1)
     if name == "transpose":
-        return density.T
+        return _turned(density, image_size, 0)
+    if name in ("rot90", "rot270"):  # the bug's turn (torch.rot90's k = 1 or 3), undone
+        return _turned(density, image_size, -1 if name == "rot90" else 1)
     if name == "reshape":
         return _reshape(density, image_size)
     if name == "stride":
@@ -119,6 +139,12 @@ def apply(name: str, params: dict[str, Any], density: torch.Tensor,
         return _padding(density, image_size, params["multiple"], params["side"])
     if name == "shift":
         return move(full_map(density, image_size), params["dy"], params["dx"])
+    if name == "roll":  # whole-map moves are in map samples, up to half the map
+        return torch.roll(density, (params["dy"], params["dx"]), (0, 1))
+    if name == "padded-shift":
+        return move(density, params["dy"], params["dx"])
+    if name == "count-scale":
+        return density / params["factor"]
     if name == "camera":
         undo = affine if params["frame"] == "rgb" else invert_affine(affine)
         return warp_to_labels(full_map(density, image_size), undo)
@@ -128,7 +154,8 @@ def apply(name: str, params: dict[str, Any], density: torch.Tensor,
 def candidates(shape: tuple[int, int], image_size: tuple[int, int],
                has_affine: bool) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every discrete (name, params) worth scoring for a map of this shape (not the shift)."""
-    yield from (("hflip", {}), ("vflip", {}), ("rot180", {}), ("transpose", {}), ("reshape", {}))
+    for name in ("hflip", "vflip", "rot180", "rot90", "rot270", "transpose", "reshape"):
+        yield name, {}
     own = implied_stride(shape, image_size)
     for stride in STRIDES:
         if stride != own:

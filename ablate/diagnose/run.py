@@ -1,4 +1,5 @@
-"""``diagnose``: score saved maps with the official protocol, then every correction."""
+"""``diagnose``: score saved maps with the official protocol, then every correction, then
+decide whether one is clearly indicated (``evidence``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from typing import Any
 
 import torch
 
-from ablate.diagnose import search
+from ablate.diagnose import moves, search
+from ablate.diagnose.evidence import Decision, decide, weigh
 from ablate.diagnose.hypotheses import apply, transposed
 from ablate.diagnose.inputs import Prediction, read_prediction, scan
 from ablate.diagnose.search import Scored
 from ablate.diagnose.truth import SplitData, Truth
-from ablate.diagnose.verdict import choose, sentence
+from ablate.diagnose.verdict import sentence
 from ablate.errors import UsageError
 from model.game import game_per_image
 from model.metrics import GAME_LEVELS, aggregate
@@ -28,19 +30,26 @@ class Diagnosis:
     summary: dict[str, float]  # model.metrics.aggregate of the maps as given
     rows: list[dict[str, Any]]  # game_per_image per image, with "image_id"
     scored: list[Scored]  # every correction and the two split rows, by GAME3
-    chosen: Scored | None  # the correction the verdict names (None: none helps)
+    decision: Decision  # the leader, whether it is named, and if not why
     verdict: str
     notes: list[str]  # missing ids, extra files, maps that do not fit, one line each
     truths: list[Truth]
     maps: list[torch.Tensor]
     data: SplitData  # to decode the few pairs an overlay draws
 
+    @property
+    def chosen(self) -> Scored | None:
+        """The correction the verdict names (None: no placement bug is clearly indicated)."""
+        return self.decision.chosen
+
     def as_json(self) -> dict[str, Any]:
         games = {f"game{level}": self.summary[f"game{level}"] for level in GAME_LEVELS}
         hypotheses = [{"name": s.name, "params": s.params,
-                       **{k: s.summary[k] for k in games}} for s in self.scored]
+                       **{k: s.summary[k] for k in games}, "p": s.p, "helps": s.helps}
+                      for s in self.scored]
         return {**games, "rmse": self.summary["rmse"], "n_images": self.summary["n_images"],
-                "hypotheses": hypotheses, "verdict": self.verdict}
+                "hypotheses": hypotheses, "named": self.chosen and self.chosen.name,
+                "images_needed": self.decision.n_needed, "verdict": self.verdict}
 
 
 def _stride_range(n_map: int, n_image: int) -> tuple[float, float]:
@@ -118,16 +127,35 @@ def _official(maps: list[torch.Tensor], truths: list[Truth]) -> list[dict[str, A
             for m, t in zip(maps, truths, strict=True)]
 
 
+def grids(maps: list[torch.Tensor], truths: list[Truth]) -> list[search.Grid]:
+    """Every correction's scores on every image at every params value."""
+    found = [*search.discrete(maps, truths), moves.fine_shift(maps, truths),
+             moves.whole_map(maps, truths, circular=True),
+             moves.whole_map(maps, truths, circular=False), search.count_scale(maps, truths)]
+    return [g for g in found if g is not None]
+
+
+def judge(maps: list[torch.Tensor], truths: list[Truth], rows: list[dict[str, Any]],
+          scores: list[search.Grid] | None = None) -> tuple[list[Scored], Decision]:
+    """Every correction fitted (sorted by GAME3, the two split rows among them) and the
+    decision on them. ``rows`` are the maps' own per-image rows; ``scores``, the ``grids`` of
+    these images when already computed (benchmarks/diagnose_fpr.py draws many subsets)."""
+    scores = grids(maps, truths) if scores is None else scores
+    scored = [search.fit(g, truths) for g in scores]
+    weigh(rows, scored)
+    scored += search.count_placement(maps, truths)
+    scored.sort(key=lambda s: s.summary["game3"])
+    return scored, decide(aggregate(rows), scored)
+
+
 def _diagnose(pred_dir: Path, data_path: Path | None, split: str) -> Diagnosis:
     data = SplitData(data_path, split)
     truths, predictions, notes = _match(data, Path(pred_dir))
     maps = [p.as_map(t.size) for p, t in zip(predictions, truths, strict=True)]
     rows = _official(maps, truths)
     summary = aggregate(rows)
-    scored = [*search.discrete(maps, truths), search.shift(maps, truths),
-              *search.count_placement(maps, truths)]
-    scored.sort(key=lambda s: s.summary["game3"])
-    chosen = choose(summary["game3"], scored)
+    scored, decision = judge(maps, truths, rows)
+    chosen = decision.chosen
     if chosen is not None:
         # The numbers the verdict quotes come from the official code too (the matrix form
         # that ranked the corrections agrees with it to 1e-9; this keeps that visible).
@@ -135,5 +163,5 @@ def _diagnose(pred_dir: Path, data_path: Path | None, split: str) -> Diagnosis:
                  for m, t in zip(maps, truths, strict=True)]
         chosen.rows = _official(fixed, truths)
         chosen.summary = aggregate(chosen.rows)
-    return Diagnosis(summary, rows, scored, chosen, sentence(summary["game3"], scored), notes,
-                     truths, maps, data)
+    return Diagnosis(summary, rows, scored, decision, sentence(summary, decision, scored),
+                     notes, truths, maps, data)
