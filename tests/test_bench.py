@@ -88,3 +88,34 @@ def test_reference_net_is_stride_16():
         assert density.shape == (2, 1, 4, 4)
     assert sum(p.numel() for p in PlainTwoStream(True).parameters()) < sum(
         p.numel() for p in PlainTwoStream(False).parameters())
+
+
+SCALE = ROOT / "benchmarks" / "bench_scale.py"
+
+
+@pytest.mark.slow
+def test_scale_mode_runs_the_study_path_at_rgbtcc_shape(tmp_path):
+    """--quick: 4 + 2 pairs of 640x480 JPEG in RGBT-CC's layout through studies/rgbtcc.toml's
+    variants A, B and G (tiny backbone); every number is reported, none is asserted."""
+    out = tmp_path / "scale.json"
+    done = subprocess.run([sys.executable, str(SCALE), "--quick", "--device", "cpu", "--json",
+                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("RGBT-CC shape: 4 + 2 pairs of 640x480")
+    results = json.loads(out.read_text())
+    assert results["settings"]["backbone"] == "tiny"
+    assert 40 <= results["heads_per_pair"] <= 100  # ~68, as RGBT-CC
+    assert [r["variant"] for r in results["variants"]] == ["A", "B", "G"]
+    for row in results["variants"]:
+        positive(row, "pairs_per_s", "eval_images_per_s", "loader_pairs_per_s", "last_bytes",
+                 "best_bytes", "epoch_s", "peak_memory_mib", "eval_every", "save_every")
+        shares = row["share_data"] + row["share_val"] + row["share_checkpoint"]
+        assert 0 < shares < 1
+    assert results["variants"][2]["last_bytes"] > results["variants"][1]["last_bytes"]
+
+
+def test_scale_mode_refuses_a_bad_count():
+    done = subprocess.run([sys.executable, str(SCALE), "--quick", "--train-pairs", "0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: train_pairs=0 is not valid; it must be >= 1"
