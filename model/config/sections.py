@@ -246,7 +246,9 @@ class TrainConfig:
     # last.pt every this many epochs; 0: every epoch while a save takes under 0.25 s, else as
     # often as keeps saving under 5% of the training time. best.pt is written when val improves.
     checkpoint_every: int = 0
-    checkpoint_minutes: float = 0.0  # also save last.pt after this many minutes (0: off)
+    # Also save last.pt once this many minutes have passed since the last save (0: off); with
+    # checkpoint_every 0 it replaces the automatic rule.
+    checkpoint_minutes: float = 0.0
     deterministic: bool = False  # deterministic kernels; else cudnn.benchmark picks the fastest
     seed: int = 0
 
