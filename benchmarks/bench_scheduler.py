@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, run as a script
 
-from ablate.db import RunStore  # noqa: E402
+from ablate.db import ClaimSpec, RunStore  # noqa: E402
 from model.metrics import metric_names  # noqa: E402
 
 OPS = ("claim", "heartbeat", "record_epoch", "finish")
@@ -41,7 +41,8 @@ def _worker(url: str, study: str, runs: int, epochs: int, start, out) -> None:
         began = time.perf_counter()
         for i in range(runs):
             t = time.perf_counter()
-            claim = store.claim(study, f"v{i}", 0, {"i": i}, f"h{i}", save_dir=f"/runs/{i}")
+            claim = store.claim(ClaimSpec(study, f"v{i}", 0, {"i": i}, f"h{i}",
+                                          save_dir=f"/runs/{i}"))
             times["claim"].append(time.perf_counter() - t)
             if not claim.claimed:
                 continue

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from test_report import STUDY_TOML, add_run, metrics
 from test_viz import tiny_loaded
 
-from ablate.db import RunStore
+from ablate.db import ClaimSpec, RunStore
 from ablate.report import build_report, render_report
 from ablate.viz import plots
 from ablate.viz.infer import infer
@@ -129,7 +129,7 @@ def add_aligned_run(store, variant, seed, residual, baseline, config=None):
     """A done run whose selected epoch (1) recorded the alignment on val; epoch 0 did not
     select and holds other values, so reading the wrong epoch fails the test."""
     cfg = RunConfig().with_overrides({**(config or {}), "seed": seed})
-    run_id = store.claim("mini", variant, seed, cfg.to_dict(), cfg.config_hash()).run.id
+    run_id = store.claim(ClaimSpec("mini", variant, seed, cfg.to_dict(), cfg.config_hash())).run.id
     store.record_epoch(run_id, 0, {"loss": 2.0, "val_game0": 9.0, "val_align_residual_px": 99.0,
                                    "val_align_baseline_px": 99.0})
     store.record_epoch(run_id, 1, {"loss": 1.0, "val_game0": 8.0,
@@ -216,7 +216,7 @@ def test_the_runs_database_keeps_the_alignment_values(tmp_path):
     from ablate.db import RunStore
 
     with RunStore(str(tmp_path / "runs.db")) as store:
-        run = store.claim("s", "A", 0, {"lr": 1e-3}, "0123456789abcdef", label="A").run
+        run = store.claim(ClaimSpec("s", "A", 0, {"lr": 1e-3}, "0123456789abcdef", label="A")).run
         metrics = {m: 1.0 for m in ("game0", "game1", "game2", "game3", "rmse", "mae")}
         align = {"align_residual_px": 2.5, "align_baseline_px": 6.0}
         store.finish(run.id, {**metrics, **align}, {**metrics, "align_residual_px": 3.0,

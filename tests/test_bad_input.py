@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import copy_workdir, db_dump, invoke, ok, tiny_study_text
 
-from ablate.db import RunStore
+from ablate.db import ClaimSpec, RunStore
 
 # (id, study-file line replacing the key's line, a regex the error line must match)
 BAD_VALUES = [
@@ -48,7 +48,8 @@ def workdir(request, in_tmp):
     (in_tmp / "notes.txt").write_text("hello\n")
     if request.param == "db-with-a-run":
         with RunStore() as store:
-            claim = store.claim("tiny", "A", 0, {"lr": 1e-3}, "0123456789abcdef", label="A")
+            claim = store.claim(ClaimSpec("tiny", "A", 0, {"lr": 1e-3}, "0123456789abcdef",
+                                          label="A"))
             metrics = {m: 1.0 for m in ("game0", "game1", "game2", "game3", "rmse", "mae")}
             store.finish(claim.run.id, metrics, metrics, 0, [])
     return in_tmp

@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from ablate.cli.app import app
+from ablate.db.claim import ClaimSpec
 from model.config import RunConfig
 from model.engine import checkpoint
 from model.engine.evaluate import evaluate_checkpoint
@@ -148,10 +149,10 @@ def test_viz_loads_a_run_through_the_same_loader(tmp_path):
     (tmp_path / "bad").mkdir()
     bad = write_checkpoint(tmp_path / "bad" / checkpoint.BEST, RunConfig(), weights_of=cfg)
     with RunStore(str(tmp_path / "runs.db")) as store:
-        good = store.claim("s", "G", 0, cfg.to_dict(), cfg.config_hash(),
-                           save_dir=str(tmp_path / "run")).run
-        other = store.claim("s", "A", 0, cfg.to_dict(), cfg.config_hash(),
-                            save_dir=str(tmp_path / "bad")).run
+        good = store.claim(ClaimSpec("s", "G", 0, cfg.to_dict(), cfg.config_hash(),
+                           save_dir=str(tmp_path / "run"))).run
+        other = store.claim(ClaimSpec("s", "A", 0, cfg.to_dict(), cfg.config_hash(),
+                            save_dir=str(tmp_path / "bad"))).run
         loaded = load_run(store, good.id)
         assert loaded.config == cfg and loaded.epoch == 3
         assert type(loaded.net.offset).__name__ == "DeformAlign"

@@ -142,14 +142,13 @@ def test_runs_recorded_under_the_old_keys_are_still_done(tmp_path):
     specs = plan(study, list(study.variants), [0, 1], {}, tmp_path / "runs")
     actions = {}
     for spec in specs:
-        claim = store.claim(spec.study, spec.variant, spec.seed, spec.config.to_dict(),
-                            spec.config_hash, label=spec.label, save_dir=str(spec.save_dir))
+        claim = store.claim(spec)
         actions[(spec.variant, spec.seed)] = claim.action
     # The fixture left G running in both seeds; every other run is done.
     assert {k: a for k, a in actions.items() if k[0] != "G"} == {
         (v, s): "skip-done" for v in "ABCDEF" for s in (0, 1)}
     assert all(a != "skip-done" for k, a in actions.items() if k[0] == "G")
-    stored = [run.config for run in store.runs(study="demo")]
+    stored = [run.config for run in store.list_runs(study="demo")]
     assert all("aligner" in c["model"] and "offset_align" not in c["model"] for c in stored)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import db_dump, invoke
 
-from ablate.db import RunStore
+from ablate.db import ClaimSpec, RunStore
 
 BAD_TOML = '[study]\nname = "bad"\nthis is not toml\n'
 PG_URL = "postgresql+psycopg://nobody@127.0.0.1:1/x"  # nothing listens on port 1
@@ -58,7 +58,8 @@ def workdir(request, tiny_study, in_tmp):
     (in_tmp / "bad.toml").write_text(BAD_TOML)
     if request.param == "db-with-a-run":
         with RunStore() as store:
-            claim = store.claim("tiny", "A", 0, {"lr": 1e-3}, "0123456789abcdef", label="A")
+            claim = store.claim(ClaimSpec("tiny", "A", 0, {"lr": 1e-3}, "0123456789abcdef",
+                                          label="A"))
             metrics = {m: 1.0 for m in ("game0", "game1", "game2", "game3", "rmse", "mae")}
             store.record_epoch(claim.run.id, 0, {"loss": 2.0})
             store.finish(claim.run.id, metrics, metrics, 0, [

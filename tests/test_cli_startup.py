@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ablate.db import RunStore
+from ablate.db import ClaimSpec, RunStore
 from model.config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ def test_reading_the_runs_database_imports_only_sqlalchemy(tmp_path):
     metrics = {"game0": 10.5, "game1": 12.0, "game2": 14.25, "game3": 17.0, "rmse": 15.5,
                "mae": 10.5}
     with RunStore(db) as store:
-        run = store.claim("demo", "A", 0, config.to_dict(), config.config_hash()).run
+        run = store.claim(ClaimSpec("demo", "A", 0, config.to_dict(), config.config_hash())).run
         store.finish(run.id, metrics, metrics, 1, [])
     others = [name for name in HEAVY if name != "sqlalchemy"]
     result = fresh(READ_THE_RUNS, db, *others)

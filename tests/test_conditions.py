@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from ablate.db import RunStore
+from ablate.db import SCHEMA_VERSION, ClaimSpec, RunStore
 from ablate.report import build_report, load_baselines, render_report
 from ablate.study.plan import plan
 from ablate.study.study import load_study
@@ -121,8 +121,8 @@ def test_requires_is_checked_per_condition(tmp_path):
 def _fake_run(store: RunStore, condition: str, variant: str, seed: int,
               game3: list[float]) -> None:
     config = {"train": {"seed": seed, "select_metric": "game0"}, "data": {}}
-    claim = store.claim("known", variant, seed, config, f"h-{condition}-{variant}",
-                        label=variant, condition=condition)
+    claim = store.claim(ClaimSpec("known", variant, seed, config, f"h-{condition}-{variant}",
+                        label=variant, condition=condition))
     images = [{"split": "test", "image_id": f"img{i}", "true_count": 10.0 + i,
                "pred_count": 10.0, "game0": v / 4, "game1": v / 2, "game2": v, "game3": v,
                "cells": None} for i, v in enumerate(game3)]
@@ -166,7 +166,7 @@ def test_difference_between_conditions_is_paired_by_seed_and_image(tmp_path):
 def test_schema_2_database_opens_with_its_runs_and_empty_condition(tmp_path):
     db = str(tmp_path / "old.db")
     with RunStore(db) as store:
-        store.claim("s", "A", 0, {"train": {"seed": 0}}, "hash", label="A")
+        store.claim(ClaimSpec("s", "A", 0, {"train": {"seed": 0}}, "hash", label="A"))
     with sqlite3.connect(db) as con:  # back to schema 2: no condition column
         con.execute("ALTER TABLE ablate_runs DROP COLUMN condition")
         con.execute("UPDATE ablate_meta SET value = '2' WHERE key = 'schema_version'")
@@ -175,7 +175,7 @@ def test_schema_2_database_opens_with_its_runs_and_empty_condition(tmp_path):
     assert [(r.variant, r.condition) for r in runs] == [("A", "")]
     assert runs[0].as_dict()["condition"] == ""
     with sqlite3.connect(db) as con:
-        assert con.execute("SELECT value FROM ablate_meta").fetchone() == ("3",)
+        assert con.execute("SELECT value FROM ablate_meta").fetchone() == (str(SCHEMA_VERSION),)
 
 
 def test_paper_study_on_both_real_layouts(tmp_path, in_tmp):

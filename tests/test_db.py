@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, update
 from sqlalchemy.exc import OperationalError
 
 import ablate.db
-from ablate.db import ClaimResult, Run, RunStore, code_version, is_stale
+from ablate.db import ClaimResult, ClaimSpec, Run, RunStore, code_version, is_stale
 from ablate.db.claim import _take_over
 from ablate.db.connect import retrying
 from ablate.db.models import Base
@@ -61,7 +61,7 @@ def store(db_url):
 
 
 def _claim(store: RunStore, variant: str = "A", seed: int = 0, **kwargs) -> ClaimResult:
-    return store.claim("demo", variant, seed, CONFIG, "hash-1", **kwargs)
+    return store.claim(ClaimSpec("demo", variant, seed, CONFIG, "hash-1", **kwargs))
 
 
 def _set(store: RunStore, run_id: int, **values) -> None:
@@ -127,7 +127,7 @@ def test_skip_done_then_force_reruns(store):
     store.finish(first.id, METRICS, METRICS, 1, [])
     again = _claim(store)
     assert (again.action, again.run.id, again.claimed) == ("skip-done", first.id, False)
-    other_config = store.claim("demo", "A", 0, CONFIG, "hash-2")
+    other_config = store.claim(ClaimSpec("demo", "A", 0, CONFIG, "hash-2"))
     assert other_config.action == "new"
     rerun = _claim(store, force=True)
     assert rerun.action == "rerun" and rerun.run.id not in (first.id, other_config.run.id)
@@ -315,7 +315,7 @@ def test_host_id_and_timings_from_the_environment(monkeypatch, store):
 
     monkeypatch.setenv("ABLATE_HOST", "node-7")
     assert hostname() == "node-7"
-    claim = store.claim("s", "A", 0, CONFIG, "h")
+    claim = store.claim(ClaimSpec("s", "A", 0, CONFIG, "h"))
     row = store.run_dicts()[0]
     assert (row["host"], row["worker"]) == ("node-7", f"node-7:{os.getpid()}")
     assert claim.run.host == "node-7"
@@ -348,7 +348,7 @@ def test_study_records_upsert(store):
     assert store.study_names() == [] and store.study_record("demo") is None
     store.record_study("demo", {"name": "demo", "variants": [{"name": "A"}], "n": (1, 2)})
     store.record_study("demo", {"name": "demo", "variants": [{"name": "B"}]})
-    store.claim("other", "A", 0, CONFIG, "h")
+    store.claim(ClaimSpec("other", "A", 0, CONFIG, "h"))
     assert store.study_record("demo") == {"name": "demo", "variants": [{"name": "B"}]}
     assert store.study_names() == ["demo", "other"]
     store.check_study("other")
@@ -362,7 +362,8 @@ def _worker(url: str, out_path: str) -> None:
     with RunStore(url) as store:
         for variant in VARIANTS:
             for seed in (0, 1):
-                result = store.claim("conc", variant, seed, {"v": variant}, f"h-{variant}")
+                spec = ClaimSpec("conc", variant, seed, {"v": variant}, f"h-{variant}")
+                result = store.claim(spec)
                 if not result.claimed:
                     continue
                 claimed.append([variant, seed, result.action])

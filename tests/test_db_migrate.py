@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from ablate.db import SCHEMA_VERSION, RunStore
+from ablate.db import SCHEMA_VERSION, ClaimSpec, RunStore
 from ablate.db import migrate as db_migrate
 from ablate.db import schema as db_schema
 from ablate.db.models import Meta
@@ -136,7 +136,7 @@ def test_hashes_are_recomputed_and_merged_keys_renumbered(v1_db):
         assert (runs[1].config_hash, runs[1].generation) == (cfg.config_hash(), 0)
         assert (runs[2].config_hash, runs[2].generation) == (cfg.config_hash(), 1)
         assert (runs[3].config_hash, runs[3].generation) == ("old-hash-gone", 0)
-        claim = store.claim("demo", "A", 0, cfg.to_dict(), cfg.config_hash())
+        claim = store.claim(ClaimSpec("demo", "A", 0, cfg.to_dict(), cfg.config_hash()))
         assert (claim.action, claim.run.id) == ("skip-done", 2)
         assert len(store.list_runs()) == 3
 
@@ -187,7 +187,7 @@ def test_sqlite_without_drop_column_keeps_the_old_columns_unused(v1_db, monkeypa
     monkeypatch.setattr(db_migrate, "sqlite3", types.SimpleNamespace(sqlite_version_info=(3, 34)))
     with RunStore(str(v1_db)) as store:
         assert store.run_dicts("demo")[0]["game3"] == TEST["game3"]
-        run_id = store.claim("demo", "B", 0, {"v": 1}, "h").run.id
+        run_id = store.claim(ClaimSpec("demo", "B", 0, {"v": 1}, "h")).run.id
         store.finish(run_id, VAL, TEST, 0, [])
         assert store.get_run(run_id).metric("test", "rmse") == TEST["rmse"]
     assert set(V1_METRIC_COLUMNS) <= set(_columns(v1_db))

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from ablate.cli.app import app
-from ablate.db import SCHEMA_VERSION, RunStore
+from ablate.db import SCHEMA_VERSION, ClaimSpec, RunStore
 from ablate.errors import AblateError, DatabaseError
 
 READERS = [("runs", "list"), ("runs", "show", "1"), ("report",), ("viz", "1")]
@@ -128,7 +128,7 @@ def test_runs_list_of_an_unknown_study_names_the_recorded_ones(tmp_path):
     path = tmp_path / "runs.db"
     ablate_db(path)
     with RunStore(str(path)) as store:
-        store.claim("zeta", "A", 0, {"v": 1}, "h")
+        store.claim(ClaimSpec("zeta", "A", 0, {"v": 1}, "h"))
     line = one_error_line(invoke("runs", "list", "--study", "nosuch", "--db", path))
     assert line == f"Error: no study 'nosuch' in sqlite:///{path}; recorded: demo, zeta"
     listed = invoke("runs", "list", "--study", "zeta", "--db", path, "--json")
@@ -144,7 +144,7 @@ def test_default_url_and_sqlite_settings(tmp_path, monkeypatch):
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 10_000
     assert (tmp_path / "runs.db").is_file()
     with RunStore(f"sqlite:///{tmp_path}/b.db") as store:
-        assert store.claim("demo", "A", 0, {"v": 1}, "h").action == "new"
+        assert store.claim(ClaimSpec("demo", "A", 0, {"v": 1}, "h")).action == "new"
 
 
 def _bad_urls(tmp_path: Path) -> list[str]:

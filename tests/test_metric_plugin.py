@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import ablate.db
 from ablate.cli.app import app
-from ablate.db import RunStore
+from ablate.db import ClaimSpec, RunStore
 from ablate.report import build_report, render_report
 from model import registry
 from model.config import RunConfig
@@ -37,7 +37,7 @@ def store(tmp_path):
 
 def _claim(store: RunStore):
     cfg = RunConfig()
-    return store.claim("demo", "A", 0, cfg.to_dict(), cfg.config_hash())
+    return store.claim(ClaimSpec("demo", "A", 0, cfg.to_dict(), cfg.config_hash()))
 
 
 def per_image(errors: list[float]) -> list[dict]:
@@ -62,7 +62,7 @@ def test_a_registered_metric_is_stored_listed_and_reported(tmp_path, count_bias)
     test, val = aggregate(per_image([1.0, 2.0, -1.5])), aggregate(per_image([-3.0, 1.0]))
     assert (test[NAME], val[NAME]) == (pytest.approx(0.5), pytest.approx(-1.0))
     with RunStore(db) as store:
-        run_id = store.claim("bias", "A", 0, cfg.to_dict(), cfg.config_hash()).run.id
+        run_id = store.claim(ClaimSpec("bias", "A", 0, cfg.to_dict(), cfg.config_hash())).run.id
         store.finish(run_id, val, test, 1, [])
     info = shown(db, run_id)
     assert info[NAME] == pytest.approx(0.5) and info[f"val_{NAME}"] == pytest.approx(-1.0)

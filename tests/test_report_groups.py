@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.db import RunStore
+from ablate.db import ClaimSpec, RunStore
 from ablate.errors import UsageError
 from ablate.report import build_report, render_report
 from ablate.report.baselines import DEFAULT_FILE
@@ -49,8 +49,8 @@ def mean(condition: str, variant: str, metric: str) -> float:
 def _add(store: RunStore, condition: str, variant: str, seed: int) -> None:
     overrides = {"stn": variant == "B", "seed": seed, "data_path": f"/data/{condition}"}
     config = RunConfig().with_overrides(overrides)
-    claim = store.claim("pair", variant, seed, config.to_dict(), config.config_hash(),
-                        label=variant, condition=condition)
+    claim = store.claim(ClaimSpec("pair", variant, seed, config.to_dict(), config.config_hash(),
+                        label=variant, condition=condition))
     values = {m: mean(condition, variant, m) + (seed - 0.5) for m in table_metrics()}
     values["mae"] = values["game0"]
     gain = 1.0 if variant == "B" else 0.0  # B errs less by one on every image
@@ -120,7 +120,7 @@ def test_markdown_has_one_table_with_a_column_group_per_dataset(report):
     assert table["BM"]["DroneRGBT GAME0"] == f"{bm_drone['game0']:.2f}"
     assert table["BM"]["DroneRGBT GAME1"] == "-"  # DroneRGBT's BM row has no GAME1-3
     assert "## RGBT-CC (condition rgbtcc)" in text and "## DroneRGBT (condition drone)" in text
-    assert text.count("### Paired tests over test images") == 2
+    assert text.count("### Paired tests: between recipes (unit: seed)") == 2
     assert "Difference between conditions" not in text
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ablate.db import RunStore
+from ablate.db import ClaimSpec, RunStore
 from ablate.report import build_report, render_report
 from ablate.robustness.runner import RESULTS, Target, store_results
 from ablate.study.study import load_study
@@ -40,8 +40,8 @@ def add_run(store: RunStore, variant: str, seed: int, save_dir: Path, condition:
     """A done run whose checkpoint folder holds the results of STORED (each plus ``offset``),
     written by the runner's own writer; no folder is made when ``offset`` is None."""
     cfg = RunConfig().with_overrides({"seed": seed, "stn": variant == "B"})
-    claim = store.claim("robust", variant, seed, cfg.to_dict(), cfg.config_hash(),
-                        save_dir=str(save_dir), condition=condition)
+    claim = store.claim(ClaimSpec("robust", variant, seed, cfg.to_dict(), cfg.config_hash(),
+                        save_dir=str(save_dir), condition=condition))
     store.finish(claim.run.id, TEST, TEST, 1, [])
     if offset is None:
         return
@@ -156,8 +156,8 @@ def test_hostile_variant_name_is_escaped(tmp_path, format):
     hostile = "<b>x</b>_$|"
     with RunStore(url) as store:
         cfg = RunConfig().with_overrides({"seed": 0})
-        claim = store.claim("robust", hostile, 0, cfg.to_dict(), cfg.config_hash(),
-                            save_dir=str(tmp_path / "h"))
+        claim = store.claim(ClaimSpec("robust", hostile, 0, cfg.to_dict(), cfg.config_hash(),
+                            save_dir=str(tmp_path / "h")))
         store.finish(claim.run.id, TEST, TEST, 1, [])
         (tmp_path / "h").mkdir()
         store_results(Target(claim.run.id, hostile, tmp_path / "h"), [

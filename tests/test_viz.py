@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import TINY_NAME, invoke
 
-from ablate.db import RunStore
+from ablate.db import ClaimSpec, RunStore
 from ablate.viz import plots
 from ablate.viz.infer import LoadedRun, infer
 from model.config import DataConfig, ModelConfig, RunConfig
@@ -66,8 +66,8 @@ def test_run_without_checkpoint_and_bad_options_are_one_line_errors(tmp_path):
     db = str(tmp_path / "runs.db")
     with RunStore(db) as store:
         cfg = RunConfig()
-        run = store.claim("s", "A", 0, cfg.to_dict(), cfg.config_hash(),
-                          save_dir=str(tmp_path / "gone")).run
+        run = store.claim(ClaimSpec("s", "A", 0, cfg.to_dict(), cfg.config_hash(),
+                          save_dir=str(tmp_path / "gone"))).run
     for args, message in (
         ((str(run.id),), f"Error: run {run.id} (A, seed 0, running) has no checkpoint at "
                          f"{tmp_path / 'gone' / 'best.pt'}"),

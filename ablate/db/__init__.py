@@ -8,7 +8,7 @@ per-image results, and each study's definition.
 
 from typing import Any
 
-from ablate.db.claim import ClaimResult, is_stale
+from ablate.db.claim import ClaimResult, ClaimSpec, is_stale
 from ablate.db.host import code_version
 from ablate.db.models import SCHEMA_VERSION, STATUSES, Epoch, ImageResult, MetricValue, Run
 from ablate.db.store import RunStore
@@ -17,6 +17,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STATUSES",
     "ClaimResult",
+    "ClaimSpec",
     "Epoch",
     "ImageResult",
     "MetricValue",

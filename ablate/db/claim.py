@@ -26,6 +26,23 @@ UNIQUE = ("study", "variant", "seed", "config_hash")
 
 
 @dataclass(frozen=True)
+class ClaimSpec:
+    """The run a worker asks to train: its key, what is recorded with it, and whether a done
+    run of the same key is trained again. ``ablate.study.plan.RunSpec`` is one (its config a
+    ``RunConfig``); tools and tests that hold a plain config dict build this."""
+
+    study: str
+    variant: str
+    seed: int
+    config: Any  # a RunConfig, or its to_dict()
+    config_hash: str
+    label: str | None = None
+    save_dir: Any = None
+    force: bool = False
+    condition: str = ""
+
+
+@dataclass(frozen=True)
 class ClaimResult:
     """What ``RunStore.claim`` decided. For the skip actions ``run`` is the row that caused
     the skip (the done or the busy run); the caller must not train it."""

@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from ablate.db.claim import ClaimResult, decide
+from ablate.db.claim import ClaimResult, ClaimSpec, decide
 from ablate.db.connect import display, open_engine, resolve_url, retrying
 from ablate.db.host import STALE_ENV, seconds_from_env
 from ablate.db.models import IMAGE_KEYS, SCHEMA_VERSION
@@ -67,42 +67,35 @@ class RunStore(Recording, Queries):
     # nodes should be given up on sooner (or later) sets ABLATE_STALE_AFTER_S.
     stale_after: float = seconds_from_env(STALE_ENV, 120.0)
 
-    def claim(
-        self,
-        study: str,
-        variant: str,
-        seed: int,
-        config: dict,
-        config_hash: str,
-        label: str | None = None,
-        save_dir: str | None = None,
-        force: bool = False,
-        condition: str = "",
-    ) -> ClaimResult:
-        """Decide, atomically across processes and machines, whether this worker trains the
-        run keyed (study, variant, seed, condition, config_hash); see ``ClaimResult`` for the
-        actions. Results are reused within a condition only: two conditions whose configs
-        coincide train a run each, so every condition's report has its own rows.
-        A running row whose heartbeat is older than ``self.stale_after`` s is taken over."""
+    def claim(self, spec: ClaimSpec) -> ClaimResult:
+        """Decide, atomically across processes and machines, whether this worker trains
+        ``spec`` (a ``ClaimSpec`` or a ``RunSpec``), keyed (study, variant, seed, condition,
+        config_hash); see ``ClaimResult`` for the actions. Results are reused within a
+        condition only: two conditions whose configs coincide train a run each, so every
+        condition's report has its own rows. A running row whose heartbeat is older than
+        ``self.stale_after`` s is taken over."""
         stale_after = self.stale_after
         if stale_after <= 0:
             raise ValueError(f"stale_after must be positive, got {stale_after}")
+        config = spec.config.to_dict() if hasattr(spec.config, "to_dict") else spec.config
         fresh = {
-            "study": study,
-            "variant": variant,
-            "seed": int(seed),
-            "condition": condition or "",
-            "config_hash": config_hash,
-            "label": label,
-            "save_dir": None if save_dir is None else str(save_dir),
+            "study": spec.study,
+            "variant": spec.variant,
+            "seed": int(spec.seed),
+            "condition": spec.condition or "",
+            "config_hash": spec.config_hash,
+            "label": spec.label,
+            "save_dir": None if spec.save_dir is None else str(spec.save_dir),
             "config_json": json.dumps(jsonable(config), sort_keys=True, default=str),
         }
         for _ in range(_CLAIM_ATTEMPTS):
-            result = retrying(self.display_url, lambda: self._claim_once(fresh, force, stale_after))
+            result = retrying(self.display_url,
+                              lambda: self._claim_once(fresh, spec.force, stale_after))
             if result is not None:
                 return result
             time.sleep(0.005 * (1 + random.random()))
-        where = f"{study}/{condition + '/' if condition else ''}{variant}/seed {seed}"
+        condition = f"{spec.condition}/" if spec.condition else ""
+        where = f"{spec.study}/{condition}{spec.variant}/seed {spec.seed}"
         raise DatabaseError(f"could not claim {where}: too much contention")
 
     def _claim_once(self, fresh: dict, force: bool, stale_after: float) -> ClaimResult | None:

@@ -43,9 +43,7 @@ def execute(store: RunStore, spec: RunSpec, hooks: Hooks | None = None,
     same config is skipped, a run busy in another worker too; a failing run is recorded as
     failed and reported (the caller goes on), a pruned one as pruned."""
     hooks = hooks or Hooks()
-    claim = store.claim(spec.study, spec.variant, spec.seed, spec.config.to_dict(),
-                        spec.config_hash, label=spec.label, save_dir=str(spec.save_dir),
-                        force=spec.force, condition=spec.condition)
+    claim = store.claim(spec)
     outcome = RunOutcome(spec.variant, spec.seed, claim.action,
                          claim.run.id if claim.run is not None else None,
                          condition=spec.condition)
