@@ -79,21 +79,22 @@ B_MDE = (2.2621572 + 0.8834039) * math.sqrt(55 / 6) / math.sqrt(30 / math.pi)  #
 
 
 def test_every_format_shows_the_mde_next_to_the_test(db):
-    assert db.test("B", "parent").mde == pytest.approx(B_MDE, rel=1e-6)
+    assert db.test("B", "parent").image.mde == pytest.approx(B_MDE, rel=1e-6)
     md = render_report(db, "markdown")
-    b_row = next(line for line in md.splitlines() if line.startswith("| B |"))
-    assert "p=0.002; MDE 3.08 |" in b_row
-    assert '"not significant" reads "smaller than the MDE' in md
+    b_row = next(line for line in md.splitlines()
+                 if line.startswith("| B | A (parent) | GAME3 |"))
+    assert b_row.endswith("| 0.002 | 3.08 |")  # the image-level test's p and MDE
+    assert '"no difference" reads "smaller than the MDE, if any"' in md
     html = render_report(db, "html")
-    assert '<span class="part mde"' in html and "MDE 3.08</span>" in html
-    assert "smaller than the MDE, if there is any difference at all" in html
+    assert "<td>0.002</td><td>3.08</td>" in html
+    assert "smaller than the MDE, if any" in html
     latex = render_report(db, "latex")
-    assert "$p=0.002$; MDE $3.08$" in latex and "MDE: the smallest mean difference" in latex
+    assert "& $0.002$ & $3.08$ \\\\" in latex and "MDE from the per-image spread" in latex
     frame = pd.read_csv(StringIO(render_report(db, "csv"))).set_index("row")
-    assert frame.at["B", "game3_vs_parent_mde"] == pytest.approx(B_MDE, rel=1e-5)
-    assert frame.at["B", "game3_vs_first_mde"] == pytest.approx(B_MDE, rel=1e-5)
+    assert frame.at["B", "game3_vs_parent_image_mde"] == pytest.approx(B_MDE, rel=1e-5)
+    assert frame.at["B", "game3_vs_first_image_mde"] == pytest.approx(B_MDE, rel=1e-5)
     # GAME0 differs by nothing on every image: any difference would have been seen.
-    assert frame.at["B", "game0_vs_parent_mde"] == 0.0
+    assert frame.at["B", "game0_vs_parent_image_mde"] == 0.0
 
 
 def test_too_few_images_print_an_infinite_mde():

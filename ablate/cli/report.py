@@ -33,25 +33,43 @@ def report_command(
     dataset: Annotated[str | None, typer.Option(
         "--dataset", help="Whose published rows to show: rgbtcc or dronergbt. Default: the "
         "layout of the runs' data path.")] = None,
+    correction: Annotated[str, typer.Option(
+        "--correction", help="How the recipe-level p-values of every comparison shown are "
+        "corrected together: holm (family-wise error) or bh (Benjamini-Hochberg, false "
+        "discovery rate), e.g. --correction bh.")] = "holm",
+    recipe_test: Annotated[str, typer.Option(
+        "--recipe-test", help="The test over the seeds: t (paired t-test) or wilcoxon (exact "
+        "signed-rank; needs 6 seeds to reach p < 0.05), e.g. --recipe-test wilcoxon.")] = "t",
+    effect: Annotated[float, typer.Option(
+        "--effect", help="The effect, as a share of the other variant's GAME, for which the "
+        "report says how many seeds would detect it, e.g. --effect 0.05 (5%).")] = 0.05,
 ) -> None:
     """Render the results table: baselines, then each variant's GAME0-3 and RMSE.
 
     Per variant: its switches, mean +- std over seeds, the change from BM and
-    from its parent in the chain, and a paired test over test images (bootstrap
-    CI, Wilcoxon p) against its parent and against A. HTML adds charts.
+    from its parent in the chain, and the test between recipes against its parent
+    and against A: paired over seeds (t-test, hierarchical bootstrap CI), p
+    corrected over every comparison shown (Holm), the seed-level MDE and the seeds
+    a 5% effect needs; the test over test images (these trained models differ)
+    beside it. Fewer than 3 seeds: no recipe-level claim. HTML adds charts.
 
     Example: ablate report demo --format latex --baselines BM,IADM --dataset rgbtcc
+
+    Example: ablate report demo --format markdown --correction bh --effect 0.1
     """
     from ablate.db import RunStore  # SQLAlchemy: only when a command runs (ablate.cli.app)
     from ablate.report import build_report, write_report
+    from ablate.report.build import ReportOptions
     from ablate.report.render import FORMATS
 
     if format not in FORMATS:
         raise UsageError(f"--format {format!r} is not valid; choose one of {', '.join(FORMATS)}")
     with RunStore(db, readonly=True) as store:
-        report = build_report(store, study, split, baselines,
-                              str(baseline_file) if baseline_file else None, sig_metric,
-                              dataset)
+        options = ReportOptions(
+            split=split, baselines=baselines, sig_metric=sig_metric, dataset=dataset,
+            baseline_file=str(baseline_file) if baseline_file else None,
+            correction=correction, recipe_test=recipe_test, effect=effect)
+        report = build_report(store, study, options)
     path = write_report(report, format, out)
     for note in report.notes:
         typer.echo(f"note: {note}")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ablate.db import RunStore
 from ablate.errors import AblateError, UsageError
-from ablate.report import stats
+from ablate.report import recipe, stats
 from ablate.report.alignment import alignment_frame
 from ablate.report.baselines import (
     DATASETS,
@@ -24,6 +24,8 @@ from ablate.report.baselines import (
     load_baselines,
 )
 from ablate.report.conditions import CrossRow, cross_conditions
+from ablate.report.family import CORRECTIONS, adjust_family
+from ablate.report.recipe import Comparison
 from ablate.report.robustness import (
     Curves,
     RobustnessRow,
@@ -31,6 +33,7 @@ from ablate.report.robustness import (
     robustness_table,
 )
 from ablate.report.runs import VariantRow, resolve_study, variant_rows
+from ablate.report.significance import comparison, significance_frame
 from ablate.report.table import build_table, table_metrics
 from ablate.study.study import Study
 from model.data import DataError, detect_format
@@ -74,54 +77,97 @@ class Report:
         """The robustness table: a row's mean test GAME0-3 per (rotation, shift)."""
         return robustness_table(self.robustness)
 
-    def test(self, row: str, against: str, metric: str | None = None) -> stats.PairedTest | str:
-        """The paired test of ``row`` against its "parent" or the "first" variant, or the
-        reason there is none."""
+    # The recipe-level tests: how p-values are corrected, over how many, by which test, and
+    # the share of the other variant's GAME that "seeds needed" is sized for.
+    correction: str = "holm"
+    family_size: int = 0
+    recipe_test: str = "t"
+    effect: float = 0.05
+
+    def test(self, row: str, against: str, metric: str | None = None) -> Comparison | str:
+        """The recipe- and image-level tests of ``row`` against its "parent" or the "first"
+        variant ("" when there is no such comparison)."""
         metric = metric or self.sig_metric
         sig = self.significance
         hit = sig[(sig["row"] == row) & (sig["against"] == against) & (sig["metric"] == metric)]
-        if hit.empty:
-            return ""
-        found = hit.iloc[0]
-        if isinstance(found["note"], str) and found["note"]:
-            return found["note"]
-        return stats.PairedTest(int(found["n_images"]), found["mean_diff"], found["ci_low"],
-                                found["ci_high"], found["p_value"], found["mde"])
+        return "" if hit.empty else comparison(hit.iloc[0])
 
 
-def build_report(store: RunStore, study: str | None = None, split: str = "test",
-                 baselines: str | None = None, baseline_file: str | None = None,
-                 sig_metric: str = "game3", dataset: str | None = None) -> Report:
+@dataclass(frozen=True)
+class ReportOptions:
+    """What ``ablate report`` asks for besides the study."""
+
+    split: str = "test"
+    baselines: str | None = None  # "BM,IADM", "all"; BM is always included
+    baseline_file: str | None = None
+    sig_metric: str = "game3"  # the GAME level of the main table's significance columns
+    dataset: str | None = None  # rgbtcc, dronergbt; None: the layout of the runs' data path
+    correction: str = "holm"  # family.CORRECTIONS
+    recipe_test: str = "t"  # recipe.METHODS: paired t or exact Wilcoxon over the seeds
+    effect: float = 0.05  # seeds_needed is sized for this share of the other variant's GAME
+
+    def check(self) -> None:
+        for flag, value, valid in (("--split", self.split, SPLITS),
+                                   ("--sig-metric", self.sig_metric, stats.GAME_METRICS),
+                                   ("--correction", self.correction, tuple(CORRECTIONS)),
+                                   ("--recipe-test", self.recipe_test, recipe.METHODS)):
+            if value not in valid:
+                raise UsageError(f"{flag} {value!r} is not valid; choose one of "
+                                  f"{', '.join(valid)}")
+        if not 0 < self.effect < 1:
+            raise UsageError(f"--effect {self.effect} is not valid; give a share of the "
+                              "other variant's GAME between 0 and 1, e.g. 0.05")
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where one report's rows come from."""
+
+    store: RunStore
+    name: str
+    study: Study | None
+    notes: list[str]
+    options: ReportOptions
+
+
+def build_report(store: RunStore, study: str | None = None,
+                 options: ReportOptions | None = None, **fields: Any) -> Report:
     """Gather the rows of ``study`` (a name in the database or a study file; None: the only
-    study there) with the chosen baseline rows ("BM,IADM", "all"; BM is always included) of
-    ``dataset`` (rgbtcc, dronergbt; None: the layout of the runs' data path)."""
-    if split not in SPLITS:
-        raise UsageError(f"--split {split!r} is not valid; choose one of {', '.join(SPLITS)}")
-    if sig_metric not in stats.GAME_METRICS:
-        raise UsageError(f"--sig-metric {sig_metric!r} is not valid; choose one of "
-                          f"{', '.join(stats.GAME_METRICS)}")
+    study there) with the chosen baseline rows; ``fields``: ReportOptions' fields by name
+    (``build_report(store, "demo", baselines="BM,IADM")``)."""
+    options = dataclasses.replace(options or ReportOptions(), **fields)
+    options.check()
     name, study_file, study_notes = resolve_study(store, study)
+    src = _Source(store, name, study_file, study_notes, options)
     conditions = _conditions(store, name, study_file)
     if not conditions:
-        return _build(store, name, study_file, study_notes, split, baselines, baseline_file,
-                      sig_metric, dataset)
+        report = _build(src, options.baselines, options.dataset)
+        _adjust([("", report)], options.correction)
+        return report
     hints = study_file.conditions if study_file is not None else {}
     datasets = [hints[c].dataset if c in hints else None for c in conditions]
     # Conditions that are all different datasets: one table, a column group per dataset.
     by_dataset = (len(conditions) > 1 and None not in datasets
                   and len(set(datasets)) == len(datasets))
-    wanted = (choose_per_dataset(baselines, datasets, baseline_file) if by_dataset
-              else dict.fromkeys(datasets, baselines))
-    parts = []
-    for condition, hint in zip(conditions, datasets, strict=True):
-        part = _build(store, name, study_file, study_notes, split, wanted[hint],
-                      baseline_file, sig_metric, hint or dataset, condition)
-        parts.append((condition, part))
+    wanted = (choose_per_dataset(options.baselines, datasets, options.baseline_file)
+              if by_dataset else dict.fromkeys(datasets, options.baselines))
+    parts = [(condition, _build(src, wanted[hint], hint or options.dataset, condition))
+             for condition, hint in zip(conditions, datasets, strict=True)]
+    _adjust(parts, options.correction)
     # Different datasets share no images, and their errors differ by what the datasets are:
     # the per-dataset columns already show them side by side.
-    cross = [] if by_dataset else cross_conditions(store, parts, split, sig_metric)
+    cross = ([] if by_dataset else
+             cross_conditions(store, parts, options.split, options.sig_metric))
     return dataclasses.replace(parts[0][1], condition="", parts=parts, cross=cross,
                                by_dataset=by_dataset)
+
+
+def _adjust(parts: list[tuple[str, Report]], correction: str) -> None:
+    """One multiple-comparison correction over every part's recipe-level tests."""
+    size = adjust_family({condition: part.significance for condition, part in parts},
+                         correction)
+    for _, part in parts:
+        part.family_size = size
 
 
 def _conditions(store: RunStore, name: str, study: Study | None) -> list[str]:
@@ -131,71 +177,47 @@ def _conditions(store: RunStore, name: str, study: Study | None) -> list[str]:
     return declared + sorted(found - set(declared))
 
 
-def _build(store: RunStore, name: str, study_file: Study | None, study_notes: list[str],
-           split: str, baselines: str | None, baseline_file: str | None, sig_metric: str,
-           dataset: str | None, condition: str | None = None) -> Report:
+def _build(src: _Source, baselines: str | None, dataset: str | None,
+           condition: str | None = None) -> Report:
     """The report of one condition's runs (``None``: every run of a study without any)."""
-    reference = study_file.baseline if study_file is not None else "BM"
-    tuning, tune_notes = _tuning(store, name) if not condition else ([], [])
+    store, options = src.store, src.options
+    reference = src.study.baseline if src.study is not None else "BM"
+    tuning, tune_notes = _tuning(store, src.name) if not condition else ([], [])
     best_trials = {t["best_run_id"] for t in tuning if isinstance(t.get("best_run_id"), int)}
-    rows = variant_rows(store, name, study_file, best_trials, condition)
+    rows = variant_rows(store, src.name, src.study, best_trials, condition)
     dataset, data_notes = (dataset, []) if dataset is not None else _baseline_dataset(rows)
-    chosen = choose(load_baselines(baseline_file, dataset=dataset), baselines, reference)
+    chosen = choose(load_baselines(options.baseline_file, dataset=dataset), baselines,
+                    reference)
     names = table_metrics()
-    table = build_table(chosen, rows, split, reference, names)
-    alignment = alignment_frame(store, rows, split)
+    table = build_table(chosen, rows, options.split, reference, names)
+    alignment = alignment_frame(store, rows, options.split)
     if not alignment.empty:  # synthetic runs: the alignment at the heads, as extra columns
         table = table.join(alignment)
     first = next((row.key for row in rows if not row.tuned), None)
-    significance, sig_notes = _significance(store, rows, first, split)
+    significance, sig_notes = significance_frame(store, rows, first, options)
     curves = {row.key: [(run.seed, store.epochs(run.id)) for run in row.runs] for row in rows}
     robustness, robust_notes = robustness_by_rotation(rows)
-    notes = (study_notes + data_notes + [note for row in rows for note in row.notes]
-             + sig_notes + tune_notes + robust_notes)
+    notes = (src.notes + data_notes + [note for row in rows for note in row.notes]
+             + sig_notes + tune_notes + robust_notes + _left_out(store, src.name, condition))
     if not rows[0].runs[-1].config.get("data", {}).get("data_path"):
         notes.insert(0, "the variants ran on the built-in synthetic data: compare them with "
                         f"each other; the published rows ({DATASETS[dataset]} test) are "
                         "context, and a mark of beating BM means nothing here")
+    return Report(src.name, src.study.description if src.study is not None else "",
+                  options.split, store.display_url, reference, chosen, rows, table,
+                  significance, options.sig_metric, first, _dataset(rows), names, notes,
+                  curves, tuning, DATASETS[dataset], condition or "", dataset_key=dataset,
+                  robustness=robustness, correction=options.correction,
+                  recipe_test=options.recipe_test, effect=options.effect)
+
+
+def _left_out(store: RunStore, name: str, condition: str | None) -> list[str]:
     left_out = Counter(run.status for run in store.list_runs(name, condition=condition)
                        if run.status != "done")
-    if left_out:
-        notes.append("not in the table (not done): " + ", ".join(
-            f"{n} {status}" for status, n in sorted(left_out.items())) + " run(s)")
-    return Report(name, study_file.description if study_file is not None else "", split,
-                  store.display_url, reference, chosen, rows, table, significance, sig_metric,
-                  first, _dataset(rows), names, notes, curves, tuning, DATASETS[dataset],
-                  condition or "", dataset_key=dataset, robustness=robustness)
-
-
-def _significance(store: RunStore, rows: list[VariantRow], first: str | None,
-                  split: str) -> tuple[pd.DataFrame, list[str]]:
-    images = {row.key: stats.per_image(store, row.runs, split) for row in rows}
-    records = []
-    for row in rows:
-        for against, other in (("parent", row.parent), ("first", first)):
-            if other is None or other == row.key or other not in images:
-                continue
-            result = stats.compare(images[row.key], images[other])
-            for metric in stats.GAME_METRICS:
-                record = {"row": row.key, "against": against, "against_key": other,
-                          "metric": metric, "n_images": 0, "mean_diff": None, "ci_low": None,
-                          "ci_high": None, "p_value": None, "mde": None, "note": ""}
-                if isinstance(result, str):
-                    record["note"] = result
-                else:
-                    test = result[metric]
-                    record.update(n_images=test.n_images, mean_diff=test.mean_diff,
-                                  ci_low=test.ci_low, ci_high=test.ci_high,
-                                  p_value=test.p_value, mde=test.mde)
-                records.append(record)
-    columns = ["row", "against", "against_key", "metric", "n_images", "mean_diff", "ci_low",
-               "ci_high", "p_value", "mde", "note"]
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    notes = []
-    if all(images[key].empty for key in images):
-        notes.append(f"no per-image {split} results are stored (runs record them for test "
-                     "only), so there is no significance test")
-    return frame, notes
+    if not left_out:
+        return []
+    return ["not in the table (not done): " + ", ".join(
+        f"{n} {status}" for status, n in sorted(left_out.items())) + " run(s)"]
 
 
 def _tuning(store: RunStore, study: str) -> tuple[list[dict[str, Any]], list[str]]:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ablate.db import Run, RunStore
-from ablate.report.stats import GAME_METRICS, PairedTest, paired_test
+from ablate.db import RunStore
+from ablate.report.stats import GAME_METRICS, PairedTest, paired_test, seed_images
 
 if TYPE_CHECKING:
     from ablate.report.build import Report
@@ -35,21 +35,6 @@ class CrossRow:
     diff: dict[str, float]  # per GAME level: mean over (seed, image) pairs, or of the means
     tests: dict[str, PairedTest | str] = field(default_factory=dict)  # or why there is none
     recovered: float | None = None  # share of the first variant's cost (sig metric) recovered
-
-
-def seed_images(store: RunStore, runs: list[Run], split: str) -> pd.DataFrame:
-    """Per-image GAME0-3 of every seed, indexed by (seed, image_id), with the true count."""
-    frames = []
-    for run in runs:
-        frame = pd.DataFrame(store.image_results(run.id, split))
-        if not frame.empty:
-            frames.append(frame.assign(seed=run.seed))
-    if not frames:
-        return pd.DataFrame(columns=["true_count", *GAME_METRICS])
-    table = pd.concat(frames)[["seed", "image_id", "true_count", *GAME_METRICS]]
-    numeric = ["true_count", *GAME_METRICS]
-    table[numeric] = table[numeric].astype(np.float64)
-    return table.set_index(["seed", "image_id"])
 
 
 def paired_across(other: pd.DataFrame, reference: pd.DataFrame

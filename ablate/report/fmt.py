@@ -82,6 +82,79 @@ def mde_text(test: Any) -> str:
     return "MDE ∞" if math.isinf(value) else f"MDE {value:.2f}"
 
 
+def _number(value: float, tex: bool, sign: str = "+") -> str:
+    text = f"{value:{sign}.2f}"
+    return f"${text}$" if tex else text
+
+
+def interval(test: Any, tex: bool = False) -> str:
+    """A test's mean difference and 95% CI, "-1.23 [-2.10, -0.40]"; the mean alone where
+    there is no CI (a recipe-level test on fewer than 3 seeds)."""
+    if missing(test.ci_low):
+        return _number(test.mean_diff, tex)
+    return (f"{_number(test.mean_diff, tex)} [{_number(test.ci_low, tex)}, "
+            f"{_number(test.ci_high, tex)}]")
+
+
+def p_only(value: Any, tex: bool = False) -> str:
+    """A p-value without its name: "0.012", "<0.001"; nothing when unknown."""
+    if missing(value):
+        return ""
+    text = "<0.001" if value < 0.001 else f"{value:.3f}"
+    return f"${text}$" if tex else text
+
+
+def mde_only(value: Any, tex: bool = False) -> str:
+    if missing(value):
+        return ""
+    if math.isinf(value):
+        return r"$\infty$" if tex else "∞"
+    return _number(value, tex, sign="")
+
+
+def _why(reason: str, tex: bool) -> str:
+    return latex_escape(reason) if tex else reason
+
+
+def recipe_text(comparison: Any, tex: bool = False) -> str:
+    """The recipe-level test of a Comparison in one cell, for the main table:
+    "-1.23 [-2.10, -0.40] p=0.010, adj. 0.040; MDE 1.85", or why there is no claim."""
+    if comparison is None or isinstance(comparison, str):
+        return _why(comparison or "", tex)
+    test = comparison.recipe
+    if isinstance(test, str):
+        return _why(test, tex)
+    if not test.claim:
+        return f"{_number(test.mean_diff, tex)}; {_why(test.note, tex)}"
+    mde = f"; MDE {mde_only(test.mde, tex)}" if not missing(test.mde) else ""
+    p = pvalue(test.p_value)
+    return (f"{interval(test, tex)} {f'${p}$' if tex else p}, adj. "
+            f"{p_only(test.p_adjusted, tex)}{mde}")
+
+
+def recipe_cells(comparison: Any, tex: bool = False) -> list[str]:
+    """The recipe-level columns of the tests table: mean [CI], p, adjusted p, MDE, the seeds
+    that would find the stated effect (">1000" beyond the search; "" when unknown)."""
+    test = comparison.recipe
+    if isinstance(test, str):
+        return [_why(test, tex), "", "", "", ""]
+    needed = "" if missing(test.effect) else (
+        str(test.seeds_needed) if test.seeds_needed is not None else ">1000")
+    if not test.claim:
+        return [_number(test.mean_diff, tex), f"no claim ({test.n_seeds} seeds)", "",
+                mde_only(test.mde, tex), needed]
+    return [interval(test, tex), p_only(test.p_value, tex), p_only(test.p_adjusted, tex),
+            mde_only(test.mde, tex), needed]
+
+
+def image_cells(comparison: Any, tex: bool = False) -> list[str]:
+    """The image-level columns of the tests table: mean [CI], Wilcoxon p, MDE."""
+    test = comparison.image
+    if isinstance(test, str):
+        return [_why(test, tex), "", ""]
+    return [interval(test, tex), p_only(test.p_value, tex), mde_only(test.mde, tex)]
+
+
 def percent(value: Any) -> str:
     """A share as a whole percent ("62%"); nothing when unknown."""
     return "" if missing(value) else f"{100 * value:.0f}%"
@@ -122,12 +195,18 @@ class Latex:
         return Safe(percent(value).replace("%", r"\%"))
 
     @staticmethod
-    def stars(test: Any) -> Safe:
-        """The mean difference with Wilcoxon stars: short enough for the main table."""
-        if test is None or isinstance(test, str):
-            return Safe("--" if test else "")
+    def stars(comparison: Any) -> Safe:
+        """The recipe-level mean difference with stars of its adjusted p-value: short
+        enough for the main table; "--" where there is no recipe-level test."""
+        if comparison is None or isinstance(comparison, str):
+            return Safe("--" if comparison else "")
+        test = comparison.recipe
+        if isinstance(test, str):
+            return Safe("--")
+        if not test.claim:  # fewer than 3 seeds: the difference, with no claim about it
+            return Safe(f"${test.mean_diff:+.2f}$")
         stars = next((s for p, s in ((0.001, "***"), (0.01, "**"), (0.05, "*"))
-                      if test.p_value < p), "")
+                      if test.p_adjusted < p), "")
         return Safe(f"${test.mean_diff:+.2f}^{{{stars}}}$" if stars else
                     f"${test.mean_diff:+.2f}$")
 

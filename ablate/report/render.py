@@ -15,13 +15,19 @@ from ablate.errors import AblateError, UsageError
 from ablate.paths import safe_name
 from ablate.report import charts, fmt
 from ablate.report.build import Report
+from ablate.report.family import CORRECTIONS
 from ablate.report.groups import grouped_view
+from ablate.report.recipe import MIN_SEEDS
 from ablate.report.stats import GAME_METRICS
 from ablate.report.table import SWITCH_HEADERS, SWITCHES, header
 
 FORMATS = {"html": "html", "latex": "tex", "markdown": "md", "csv": "csv"}
-# Per paired test, the CSV columns <metric>_vs_<parent|first>_<value>.
-TEST_VALUES = ("mean_diff", "ci_low", "ci_high", "p_value", "mde")
+# Per paired test, the CSV columns <metric>_vs_<parent|first>_<value>: the recipe-level test
+# (unit: the seed) and the image-level one (unit: the test image).
+TEST_VALUES = ("recipe_n_seeds", "recipe_mean_diff", "recipe_ci_low", "recipe_ci_high",
+               "recipe_p_value", "recipe_p_adjusted", "recipe_mde", "recipe_effect",
+               "recipe_seeds_needed", "image_n_images", "image_mean_diff", "image_ci_low",
+               "image_ci_high", "image_p_value", "image_mde")
 TEMPLATES = {"html": "report.html.j2", "latex": "report.tex.j2", "markdown": "report.md.j2"}
 CROSS_TEMPLATES = {"latex": "conditions.tex.j2", "markdown": "conditions.md.j2"}
 GROUPED_TEMPLATES = {"latex": "grouped.tex.j2", "markdown": "grouped.md.j2"}
@@ -92,6 +98,8 @@ def view(report: Report) -> dict[str, Any]:
         "variant_rows": [row for row in rows if row["kind"] != "baseline"],
         "sig_header": header(report.sig_metric),
         "sig_rows": _sig_rows(report),
+        "family": family_text(report),
+        "correction_name": CORRECTIONS.get(report.correction, report.correction),
         "align_rows": _align_rows(report.table),
         "game_headers": [header(m) for m in GAME_METRICS],
         "label_slug": re.sub(r"[^A-Za-z0-9]+", "-", " ".join(
@@ -141,7 +149,7 @@ def flat_frame(report: Report) -> pd.DataFrame:
     if not sig.empty:
         wide = sig.pivot_table(index="row", columns=["metric", "against"],
                                values=list(TEST_VALUES),
-                               aggfunc="first")
+                               aggfunc="first", dropna=False)
         order = [(v, m, a) for m in GAME_METRICS for a in ("parent", "first")
                  for v in TEST_VALUES if (v, m, a) in wide]
         wide = wide[order]
@@ -152,6 +160,7 @@ def flat_frame(report: Report) -> pd.DataFrame:
                                                              values="against_key")
         keys.columns = [f"vs_{c}_row" for c in keys.columns]
         frame = frame.merge(keys.reset_index(), on="row", how="left")
+    frame = frame.copy()  # one block: the columns added one by one above leave it fragmented
     frame.insert(1, "split", report.split)
     return frame
 
@@ -175,13 +184,40 @@ def _align_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _sig_rows(report: Report) -> list[dict[str, Any]]:
+    """The tests table, one line per (comparison, GAME level)."""
     out = []
     sig = report.significance
     for key, against in sig[["row", "against"]].drop_duplicates().itertuples(index=False):
         other = sig[(sig["row"] == key) & (sig["against"] == against)]["against_key"].iloc[0]
-        out.append({"key": key, "against": against, "other": other,
-                    "tests": [report.test(key, against, m) for m in GAME_METRICS]})
+        for metric in GAME_METRICS:
+            test = report.test(key, against, metric)
+            if test:
+                out.append({"key": key, "against": against, "other": other,
+                            "metric": header(metric), "test": test})
     return out
+
+
+def family_text(report: Report) -> str:
+    """How the recipe-level tests were made and corrected, in two sentences."""
+    method = CORRECTIONS.get(report.correction, report.correction)
+    test = "paired t-test" if report.recipe_test == "t" else "exact Wilcoxon signed-rank test"
+    family = (f"Family: the {report.family_size} recipe-level tests of this report (every "
+              "comparison shown, at every GAME level, each counted once), p adjusted by "
+              f"{method}; significant: adjusted p below 0.05" if report.family_size else
+              f"No recipe-level test: no comparison has {MIN_SEEDS} seeds or more, so no "
+              "recipe-level claim can be made")
+    return (f"Between recipes the unit is the seed (variants share seeds): the {test} over "
+            "the per-seed mean differences, with a hierarchical bootstrap 95% CI (seeds, then "
+            f"images within each seed); with fewer than {MIN_SEEDS} seeds no recipe-level "
+            f"claim can be made. {family}. MDE: the smallest difference these seeds would "
+            "find (80% power, two-sided 5%, exact noncentral t over the seed-to-seed spread "
+            "of the differences), so \"no difference\" reads \"smaller than the MDE, if any\"; "
+            f"seeds for {report.effect:.0%}: how many seeds would find a difference of "
+            f"{report.effect:.0%} of the other variant's GAME at that power.")
+
+
+def _safe(cells: list[str]) -> list[fmt.Safe]:
+    return [fmt.Safe(cell) for cell in cells]
 
 
 def _finalize(escape):
@@ -196,7 +232,8 @@ def _environment(format: str) -> Environment:
     if format == "html":
         env = Environment(autoescape=True, **common)
         env.filters.update(num=fmt.num, signed=fmt.signed, test=fmt.test_text, pm=fmt.pm,
-                           value=fmt.value_text,
+                           value=fmt.value_text, recipe=fmt.recipe_text,
+                           recipe_cells=fmt.recipe_cells, image_cells=fmt.image_cells,
                            switch=fmt.switch_text, pvalue=fmt.pvalue, mde=fmt.mde_text,
                            percent=fmt.percent)
     elif format == "latex":
@@ -204,6 +241,9 @@ def _environment(format: str) -> Environment:
         env.filters.update(num=fmt.Latex.num, signed=fmt.Latex.signed, pm=fmt.Latex.pm,
                            test=fmt.Latex.test, switch=fmt.Latex.switch, stars=fmt.Latex.stars,
                            percent=fmt.Latex.percent,
+                           recipe=lambda c: fmt.Safe(fmt.recipe_text(c, tex=True)),
+                           recipe_cells=lambda c: _safe(fmt.recipe_cells(c, tex=True)),
+                           image_cells=lambda c: _safe(fmt.image_cells(c, tex=True)),
                            safe_tex=lambda text: fmt.Safe(text))
     else:
         env = Environment(autoescape=False, finalize=_finalize(fmt.markdown_escape), **common)
@@ -212,6 +252,9 @@ def _environment(format: str) -> Environment:
                            pm=lambda v: fmt.Safe(fmt.pm(v)),
                            test=lambda t: fmt.Safe(fmt.test_text(t)),
                            percent=lambda v: fmt.Safe(fmt.percent(v)),
+                           recipe=lambda c: fmt.Safe(fmt.recipe_text(c)),
+                           recipe_cells=lambda c: _safe(fmt.recipe_cells(c)),
+                           image_cells=lambda c: _safe(fmt.image_cells(c)),
                            switch=lambda on, d: fmt.Safe(fmt.markdown_escape(
                                fmt.switch_text(on, d))))
     return env

@@ -1,4 +1,9 @@
-"""Is a difference between two variants real? A paired test over the test images.
+"""Do two sets of trained models differ? A paired test over the test images (image level).
+
+This is not the test between recipes: its sample is the test images, so it does not see the
+seed-to-seed spread of training, and two seeds of one recipe can "differ" by it. The
+recipe-level test, whose unit is the seed, is ``ablate.report.recipe``; the report's headline
+is that one, and this one is shown beside it, labelled as what it is.
 
 Each image's GAME value is averaged over a variant's seeds, so both variants are measured on
 the same images; the test is on the per-image differences d = variant - other:
@@ -101,6 +106,29 @@ def per_image(store: RunStore, runs: list[Run], split: str) -> pd.DataFrame:
     numeric = ["true_count", *GAME_METRICS]
     table[numeric] = table[numeric].astype(np.float64)  # None (a NaN prediction) -> NaN
     return table.groupby("image_id").mean()
+
+
+def seed_images(store: RunStore, runs: list[Run], split: str) -> pd.DataFrame:
+    """Per-image GAME0-3 of every seed, indexed by (seed, image_id), with the true count."""
+    frames = []
+    for run in runs:
+        frame = pd.DataFrame(store.image_results(run.id, split))
+        if not frame.empty:
+            frames.append(frame.assign(seed=run.seed))
+    if not frames:
+        return pd.DataFrame(columns=["true_count", *GAME_METRICS],
+                            index=pd.MultiIndex.from_tuples([], names=["seed", "image_id"]))
+    table = pd.concat(frames)[["seed", "image_id", "true_count", *GAME_METRICS]]
+    numeric = ["true_count", *GAME_METRICS]
+    table[numeric] = table[numeric].astype(np.float64)  # None (a NaN prediction) -> NaN
+    return table.set_index(["seed", "image_id"])
+
+
+def per_seed_image(seed_frame: pd.DataFrame) -> pd.DataFrame:
+    """A ``seed_images`` frame averaged over its seeds: per image, as ``per_image`` gives."""
+    if seed_frame.empty:
+        return pd.DataFrame(columns=["true_count", *GAME_METRICS])
+    return seed_frame.groupby(level="image_id").mean()
 
 
 def compare(variant: pd.DataFrame, other: pd.DataFrame) -> dict[str, PairedTest] | str:
