@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 HELPS = ((), ("runs", "list"), ("report",), ("study", "run"))
-STUDY = "studies/control.toml"  # relative to --root, so each checkout reads its own
+STUDY = "studies/demo.toml"  # relative to --root, so each checkout reads its own
 ENTRY = "from ablate.cli.app import main; main()"  # the console script's code (pyproject.toml)
 
 

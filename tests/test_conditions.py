@@ -13,7 +13,7 @@ from scipy import stats as scipy_stats
 
 from ablate.db import SCHEMA_VERSION, ClaimSpec, RunStore
 from ablate.report import build_report, load_baselines, render_report
-from ablate.study.plan import plan
+from ablate.study.plan import PlanOptions, plan
 from ablate.study.study import load_study
 from tests.conftest import invoke, ok, runs_json, tiny_study_text
 from tests.test_real_format import write_dronergbt, write_rgbtcc
@@ -99,7 +99,8 @@ def test_data_path_per_condition_sets_only_that_condition(tmp_path):
     plain, named = split_data_paths([f"rgbtcc={rgbtcc}"])
     assert plain is None and named == (("rgbtcc", rgbtcc),)
     extra, per_condition = RunOptions(condition_paths=named).study_overrides(study)
-    specs = plan(study, ["A"], [0], extra, tmp_path / "runs", condition_extra=per_condition)
+    specs = plan(study, ["A"], [0], extra, tmp_path / "runs",
+                 PlanOptions(condition_extra=per_condition))
     paths = {s.condition: s.config.data.data_path for s in specs}
     assert paths == {"rgbtcc": str(rgbtcc.resolve()), "synthetic": None}
     assert study.select_conditions(["synthetic"]) == ["synthetic"]
@@ -112,8 +113,8 @@ def test_requires_is_checked_per_condition(tmp_path):
     study = load_study(path)
     rgbtcc = write_rgbtcc(tmp_path / "RGBT-CC")
     with pytest.raises(Exception) as info:
-        plan(study, ["A"], [0], {}, tmp_path, condition_extra={
-            "rgbtcc": {"data_path": str(rgbtcc)}})
+        plan(study, ["A"], [0], {}, tmp_path, PlanOptions(condition_extra={
+            "rgbtcc": {"data_path": str(rgbtcc)}}))
     assert "condition drone needs data_path" in str(info.value)
     assert "--data-path drone=PATH" in str(info.value)
 

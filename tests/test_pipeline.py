@@ -14,7 +14,7 @@ from ablate.db import RunStore
 from ablate.errors import ConfigError, UsageError
 from ablate.run.execute import execute
 from ablate.run.hooks import Hooks, Pruned
-from ablate.study.plan import RunSpec, plan
+from ablate.study.plan import PlanOptions, RunSpec, plan
 from ablate.study.study import Study, load_study
 from model.engine.checkpoint import LAST
 from model.engine.trainer import TrainResult
@@ -102,7 +102,7 @@ def test_plan_resolves_each_config_once_seeds_outer(study, tmp_path, monkeypatch
 
 
 def test_run_spec_round_trips_through_json(study, tmp_path):
-    spec = plan(study, ["B"], [3], {"lr": 2e-3}, tmp_path, force=True)[0]
+    spec = plan(study, ["B"], [3], {"lr": 2e-3}, tmp_path, PlanOptions(force=True))[0]
     assert RunSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
 
 
@@ -116,8 +116,8 @@ def test_force_into_an_exact_folder_with_a_checkpoint_is_refused(study, tmp_path
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / LAST).write_bytes(b"")
     with pytest.raises(UsageError, match="holds a last.pt"):
-        plan(study, ["A"], [0], {}, tmp_path, force=True, exact_save_dir=tmp_path / "out")
-    (spec,) = plan(study, ["A"], [0], {}, tmp_path, exact_save_dir=tmp_path / "out")
+        plan(study, ["A"], [0], {}, tmp_path, PlanOptions(True, tmp_path / "out"))
+    (spec,) = plan(study, ["A"], [0], {}, tmp_path, PlanOptions(exact_save_dir=tmp_path / "out"))
     assert spec.save_dir == (tmp_path / "out").resolve()
 
 

@@ -40,7 +40,7 @@ def run(
     Example: ablate run --data-path ~/RGBT-CC --batch-size 8 --lr 1e-4 --epochs 200
     --save-dir ./Results/shared_enhanced --enable-enhanced-loss --downsample-ratio 32
     """
-    from ablate.study.plan import plan
+    from ablate.study.plan import PlanOptions, plan
 
     if study_file is None:
         study_file = STUDIES / ("rgbtcc.toml" if options.data_path is not None else "demo.toml")
@@ -49,5 +49,6 @@ def run(
     if enhanced:
         extra = {**ENHANCED_LOSS, **extra}
     variants = study.select(variant)[:1]
-    specs = plan(study, variants, [seed], extra, Path("runs"), force, exact_save_dir=save_dir)
+    specs = plan(study, variants, [seed], extra, Path("runs"),
+                 PlanOptions(force, exact_save_dir=save_dir))
     train_and_summarise(study, specs, options, save_dir=save_dir)

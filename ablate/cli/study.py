@@ -17,6 +17,7 @@ from ablate.cli.preflight import (
     run_folders,
     runs_left,
 )
+from ablate.cli.tables import fitted
 from ablate.errors import TrainingError, UsageError
 from ablate.launch.slots import Gpus, Slot, Workers, plan_slots
 from ablate.study.study import Study, load_study, variant_table
@@ -99,10 +100,18 @@ def study_run(
         "--condition", "--conditions",
         help="Only these study conditions (repeatable or comma-separated), e.g. --condition "
         "misaligned. Default: all.")] = None,
-    seeds: Annotated[int | None, typer.Option(
-        "--seeds", help="Run seeds 0..N-1.")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        "--seeds", help="Run seeds 0..N-1, or auto: start at 3 and add seeds in rounds until "
+        "the seed-level GAME3 MDE of every comparison is <= --target-mde or --max-seeds is "
+        "reached, e.g. --seeds auto --target-mde 0.5.")] = None,
     seed: Annotated[list[int] | None, typer.Option(
         "--seed", help="Run this seed (repeatable).")] = None,
+    target_mde: Annotated[float | None, typer.Option(
+        "--target-mde", help="With --seeds auto: the GAME3 difference every comparison must "
+        "be able to detect (80% power, two-sided 5%, between recipes), e.g. 0.5.")] = None,
+    max_seeds: Annotated[int, typer.Option(
+        "--max-seeds", help="With --seeds auto: the most seeds to run, e.g. --max-seeds 8.")
+    ] = 10,
     force: Annotated[bool, typer.Option("--force", help="Retrain runs already done.")] = False,
     save_dir: opt.SaveRoot = Path("runs"),
     workers: Workers = None,
@@ -121,17 +130,29 @@ def study_run(
 
     Example: ablate study run studies/paper.toml --data-path rgbtcc=/data/RGBT-CC
     --data-path drone=/data/DroneRGBT --seeds 3
-    """
-    from ablate.study.plan import plan
 
-    seeds_run = seed_list(seeds, seed)
+    Example: ablate study run studies/demo.toml --seeds auto --target-mde 0.5 --max-seeds 8
+    """
+    from ablate.study.plan import PlanOptions, plan
+    from ablate.study.sizing import START_SEEDS, check_sizing, parse_seeds, size_study
+
+    count = parse_seeds(seeds)
+    sizing = check_sizing(count, target_mde, max_seeds, force)
+    seeds_run = seed_list(START_SEEDS if sizing else count, seed)
     check_worker_count(workers)
     slots = plan_slots(workers, gpus)
     study = load_study(study_file, options.plugins)
     extra, per_condition = options.study_overrides(study)
-    specs = plan(study, study.select(variants), seeds_run, extra, save_dir, force,
-                 conditions=conditions, condition_extra=per_condition)
-    train_and_summarise(study, specs, options, slots, save_dir)
+
+    def train(seeds_run: list[int]) -> None:
+        specs = plan(study, study.select(variants), seeds_run, extra, save_dir,
+                     PlanOptions(force, conditions=conditions, condition_extra=per_condition))
+        train_and_summarise(study, specs, options, slots, save_dir)
+
+    if sizing is None:
+        train(seeds_run)
+    else:
+        size_study(study.name, train, sizing, options.db, typer.echo)
 
 
 @study_app.command("show")
@@ -144,6 +165,7 @@ def study_show(
     Example: ablate study show studies/paper.toml
     """
     study = load_study(study_file, tuple(plugins or ()))
-    console.print(variant_table(study))
+    for table in fitted(variant_table(study), console):  # turned when wider than the terminal
+        console.print(table)
     if study.conditions:
         console.print(condition_table(study))

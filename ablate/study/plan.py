@@ -77,35 +77,50 @@ def run_names(study: str, variant: str, seed: int, config_hash: str,
     return (study, *([condition] if condition else []), f"{variant}-seed{seed}-{config_hash}")
 
 
+@dataclass(frozen=True)
+class PlanOptions:
+    """How a plan places and selects its runs, beyond what and which seeds."""
+
+    force: bool = False  # train again even where a run of the same config is done
+    exact_save_dir: Path | None = None  # ``ablate run --save-dir``: one run's own folder
+    conditions: list[str] | None = None  # None: every condition of the study
+    # the overrides of one condition only (``--data-path NAME=PATH``), applied before extra
+    condition_extra: dict[str, dict[str, Any]] | None = None
+
+
 def make_spec(study: Study, variant: str, seed: int, config: RunConfig, save_dir: Path,
               force: bool = False, condition: str = "") -> RunSpec:
     return RunSpec(study.name, variant, seed, study.variant(variant).label, config,
                    config.config_hash(), save_dir, force, condition)
 
 
-def plan(study: Study, variants: list[str], seeds: list[int], extra: dict[str, Any],
-         save_root: Path, force: bool = False, exact_save_dir: Path | None = None,
-         conditions: list[str] | None = None,
-         condition_extra: dict[str, dict[str, Any]] | None = None) -> list[RunSpec]:
-    """Every (condition, variant, seed), seeds outer so that seed 0 of every variant comes
-    first, with its config resolved and checked; raises before anything is claimed.
+def _planned(study: Study, variant: str, seed: int, config: RunConfig, save_root: Path,
+             options: PlanOptions, condition: str) -> RunSpec:
+    """The run of ``variant`` with ``config``, its hash computed once, its folder chosen."""
+    config_hash = config.config_hash()
+    names = run_names(study.name, variant, seed, config_hash, condition)
+    save_dir = choose_save_dir(save_root, names, options.force, options.exact_save_dir)
+    return RunSpec(study.name, variant, seed, study.variant(variant).label, config,
+                   config_hash, save_dir, options.force, condition)
 
-    ``conditions``: None for every condition of the study; ``condition_extra`` holds the
-    overrides of one condition only (``--data-path NAME=PATH``), applied before ``extra``."""
-    chosen = study.select_conditions(conditions)
-    if exact_save_dir is not None and len(chosen) > 1:
-        raise UsageError(f"--save-dir {exact_save_dir} is one run's folder, but "
+
+def plan(study: Study, variants: list[str], seeds: list[int], extra: dict[str, Any],
+         save_root: Path, options: PlanOptions = PlanOptions()) -> list[RunSpec]:
+    """Every (condition, variant, seed), seeds outer so that seed 0 of every variant comes
+    first, with its config resolved once and checked; raises before anything is claimed."""
+    chosen = study.select_conditions(options.conditions)
+    if options.exact_save_dir is not None and len(chosen) > 1:
+        raise UsageError(f"--save-dir {options.exact_save_dir} is one run's folder, but "
                          f"{study.path} has {len(chosen)} conditions")
     specs = []
     for seed in seeds:
         for condition in chosen:
-            given = {**(condition_extra or {}).get(condition, {}), **extra}
+            given = {**(options.condition_extra or {}).get(condition, {}), **extra}
             for variant in variants:
                 config = study.config(variant, seed, given, condition)
                 check_runnable(config)
-                names = run_names(study.name, variant, seed, config.config_hash(), condition)
-                save_dir = choose_save_dir(save_root, names, force, exact_save_dir)
-                specs.append(make_spec(study, variant, seed, config, save_dir, force, condition))
+                specs.append(_planned(study, variant, seed, config, save_root, options,
+                                      condition))
     return specs
 
 
