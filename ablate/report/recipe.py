@@ -62,6 +62,7 @@ class RecipeTest:
     seeds_needed: int | None = None  # seeds at which ``effect`` is found at POWER
     method: str = "t"
     p_adjusted: float = math.nan  # after the family's correction (ablate.report.family)
+    sd: float = math.nan  # seed-to-seed spread (ddof=1) of the per-seed differences
 
     @property
     def claim(self) -> bool:
@@ -130,7 +131,7 @@ def recipe_test(diff: np.ndarray, effect: float = math.nan, method: str = "t",
     if n_seeds < 2:
         return base
     sd = float(np.std(per_seed, ddof=1))
-    sizing = {"mde": seed_mde(sd, n_seeds, method),
+    sizing = {"mde": seed_mde(sd, n_seeds, method), "sd": sd,
               "seeds_needed": seeds_needed(sd, effect, method)}
     if n_seeds < MIN_SEEDS:
         return dataclasses.replace(base, **sizing)
