@@ -189,6 +189,45 @@ def test_study_show_prints_every_variant(tiny_study):
     assert "flow@1" in d and "0.05" in d, "D adds flow alignment with TV 0.05"
 
 
+SWITCHES = ("backbone", "shared", "STN", "offset", "fusion", "local count", "feat L1", "TV",
+            "GRL/domain", "multiscale")
+
+
+def test_study_show_fits_80_columns_without_cutting(tiny_study):
+    """Issue 24: at 80 columns every header was cut ("loc…", "f…"); the table is now turned
+    (a row per switch, a column per variant) and the labels listed below it."""
+    text = ok("study", "show", tiny_study, env={"COLUMNS": "80"}).stdout
+    assert "…" not in text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    lines = [line.strip() for line in text.splitlines()]
+    assert all(any(line.startswith(f"{name} ") for line in lines) for name in SWITCHES)
+    for variant in load_study(tiny_study).variants.values():
+        assert f"{variant.name} {variant.label}" in [" ".join(line.split()) for line in lines]
+
+
+def test_runs_list_fits_80_columns_without_cutting(study_copy, monkeypatch):
+    """Two studies, conditions, 4-digit ids and metrics over 100: every header and number
+    whole in 80 columns (the study and condition name each table)."""
+    wide = [{"id": 1000 + i, "study": study, "condition": condition, "variant": "G-best",
+             "seed": 12, "status": "interrupted", **dict.fromkeys(METRIC_KEYS, 1234.5678)}
+            for i, (study, condition) in enumerate([("paper", "rgbtcc"), ("control", "misaligned"),
+                                                    ("paper", "drone")])]
+    monkeypatch.setattr(RunStore, "run_dicts", lambda self, study=None, condition=None: wide)
+    text = ok("runs", "list", env={"COLUMNS": "80"}).stdout
+    assert "…" not in text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    for title in ("runs of paper, condition rgbtcc", "runs of control, condition misaligned"):
+        assert title in text
+    header = "id variant seed status GAME0 GAME1 GAME2 GAME3 RMSE MAE"
+    assert sum(" ".join(line.split()) == header for line in text.splitlines()) == 3
+    assert text.count("1234.6") == 3 * len(METRIC_KEYS)
+
+
+def test_study_run_ends_by_naming_the_report(study_copy):
+    result = ok("study", "run", f"{TINY_NAME}.toml", "--variants", "A")
+    assert result.stdout.strip().splitlines()[-1] == f"Next: ablate report {TINY_NAME}"
+
+
 def test_runs_show(study_copy):
     row = next(r for r in runs_json() if r["variant"] == "D")
     text = ok("runs", "show", str(row["id"])).stdout
