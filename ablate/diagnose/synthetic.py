@@ -72,6 +72,8 @@ def _resized_back(turned: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 CORRUPTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "hflip": lambda m: m.flip(-1),
+    # One sample (8 px) right, zeros moving in: the smallest offset a wrong crop gives.
+    "shift": lambda m: F.pad(m, (1, -1)),
     # torch.roll by a quarter of the width: 40 px at 160 wide, 160 px at 640 wide.
     "roll": lambda m: torch.roll(m, m.shape[1] // 4, 1),
     "rot90": lambda m: _resized_back(torch.rot90(m, 1, (0, 1)), tuple(m.shape)),
