@@ -241,3 +241,34 @@ def test_cli_correction_and_bad_values(tmp_path):
         result = CliRunner().invoke(app, ["report", study, "--db", db, *args])
         assert result.exit_code == 1 and result.output.startswith(message), result.output
         assert result.output.count("\n") == 1
+
+
+def test_difference_between_conditions_is_tested_over_seeds_and_in_the_family(tmp_path):
+    """A and B in a registered and a misaligned condition, 3 seeds: the recipe-level test
+    of (misaligned - registered) is ttest_rel of the per-seed means, corrected with the rest."""
+    study = tmp_path / "cond.toml"
+    study.write_text(two_variant_study("cond") + "[conditions.registered]\nsynth_shift = 0\n"
+                     "[conditions.misaligned]\nsynth_shift = 12\n", encoding="utf-8")
+    rng = np.random.default_rng(2)
+    per_seed = {}
+    with RunStore(str(tmp_path / "runs.db")) as store:
+        for seed in range(3):
+            for condition, cost in (("registered", 0.0), ("misaligned", 2.0)):
+                for variant, config in (("A", None), ("B", {"stn": True})):
+                    offset = cost * (variant == "A") + rng.normal(0, 0.4)
+                    rows = seed_images(rng, offset)
+                    per_seed[condition, variant, seed] = np.mean([r["game3"] for r in rows])
+                    add_run(store, "cond", variant, seed, metrics(5, 6, 10, 20, 7), rows,
+                            {**(config or {}), "synth_shift": 12 * (cost > 0)},
+                            condition=condition)
+        rep = build_report(store, str(study))
+    cross = {row.key: row for row in rep.cross}
+    a = cross["A"].recipe["game3"]
+    expected = stats.ttest_rel([per_seed["misaligned", "A", s] for s in range(3)],
+                               [per_seed["registered", "A", s] for s in range(3)])
+    assert a.n_seeds == 3 and a.p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    # Family: per condition B against A (parent = first) at 4 levels, plus A and B across
+    # the conditions at 4 levels: 2 x 4 + 2 x 4.
+    assert rep.family_size == 16
+    assert a.p_value <= a.p_adjusted <= 1
+    assert f"p={a.p_value:.3f}, adj. {a.p_adjusted:.3f}" in render_report(rep, "markdown")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ablate.db import RunStore
@@ -25,7 +26,7 @@ from ablate.report.baselines import (
 )
 from ablate.report.conditions import CrossRow, cross_conditions
 from ablate.report.family import CORRECTIONS, adjust_family
-from ablate.report.recipe import Comparison
+from ablate.report.recipe import Comparison, RecipeTest
 from ablate.report.robustness import (
     Curves,
     RobustnessRow,
@@ -142,7 +143,7 @@ def build_report(store: RunStore, study: str | None = None,
     conditions = _conditions(store, name, study_file)
     if not conditions:
         report = _build(src, options.baselines, options.dataset)
-        _adjust([("", report)], options.correction)
+        _adjust([("", report)], options.correction, [])
         return report
     hints = study_file.conditions if study_file is not None else {}
     datasets = [hints[c].dataset if c in hints else None for c in conditions]
@@ -153,19 +154,24 @@ def build_report(store: RunStore, study: str | None = None,
               if by_dataset else dict.fromkeys(datasets, options.baselines))
     parts = [(condition, _build(src, wanted[hint], hint or options.dataset, condition))
              for condition, hint in zip(conditions, datasets, strict=True)]
-    _adjust(parts, options.correction)
     # Different datasets share no images, and their errors differ by what the datasets are:
     # the per-dataset columns already show them side by side.
-    cross = ([] if by_dataset else
-             cross_conditions(store, parts, options.split, options.sig_metric))
+    cross = [] if by_dataset else cross_conditions(store, parts, options)
+    _adjust(parts, options.correction, cross)
     return dataclasses.replace(parts[0][1], condition="", parts=parts, cross=cross,
                                by_dataset=by_dataset)
 
 
-def _adjust(parts: list[tuple[str, Report]], correction: str) -> None:
-    """One multiple-comparison correction over every part's recipe-level tests."""
-    size = adjust_family({condition: part.significance for condition, part in parts},
-                         correction)
+def _adjust(parts: list[tuple[str, Report]], correction: str, cross: list[CrossRow]) -> None:
+    """One multiple-comparison correction over every recipe-level test the report shows: each
+    part's comparisons and the differences between conditions."""
+    shown = [(row, metric) for row in cross for metric, test in row.recipe.items()
+             if isinstance(test, RecipeTest) and test.claim]
+    size, adjusted = adjust_family(
+        {condition: part.significance for condition, part in parts}, correction,
+        np.array([row.recipe[metric].p_value for row, metric in shown]))
+    for (row, metric), p in zip(shown, adjusted, strict=True):
+        row.recipe[metric] = dataclasses.replace(row.recipe[metric], p_adjusted=float(p))
     for _, part in parts:
         part.family_size = size
 

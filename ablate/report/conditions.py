@@ -2,10 +2,11 @@
 condition minus in the reference condition (the first one declared: registered, against
 misaligned), and how much of the first variant's cost each variant recovers.
 
-The test pairs the same image of the same seed across the two conditions: when only the
-data's displacement differs (``synth_shift``), the synthetic test scenes are the same, so
-the paired test isolates the condition. Conditions on different datasets share no images:
-the difference of the means is shown without a test.
+The tests pair the same seed across the two conditions: between recipes (``recipe``, the
+headline) over the per-seed means, and between these trained models (``tests``) over the
+(seed, image) pairs. When only the data's displacement differs (``synth_shift``), the
+synthetic test scenes are the same, so the paired test isolates the condition. Conditions on
+different datasets share no images: the difference of the means is shown without a test.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from ablate.db import RunStore
+from ablate.report.recipe import RecipeTest, diff_matrices, recipe_test
 from ablate.report.stats import GAME_METRICS, PairedTest, paired_test, seed_images
 
 if TYPE_CHECKING:
-    from ablate.report.build import Report
+    from ablate.report.build import Report, ReportOptions
 
 
 @dataclass
@@ -34,6 +36,8 @@ class CrossRow:
     label: str
     diff: dict[str, float]  # per GAME level: mean over (seed, image) pairs, or of the means
     tests: dict[str, PairedTest | str] = field(default_factory=dict)  # or why there is none
+    # Per GAME level the recipe-level test over the seeds (ablate.report.recipe), or why none.
+    recipe: dict[str, RecipeTest | str] = field(default_factory=dict)
     recovered: float | None = None  # share of the first variant's cost (sig metric) recovered
 
 
@@ -55,8 +59,8 @@ def paired_across(other: pd.DataFrame, reference: pd.DataFrame
     return out
 
 
-def cross_conditions(store: RunStore, parts: list[tuple[str, Report]], split: str,
-                     sig_metric: str) -> list[CrossRow]:
+def cross_conditions(store: RunStore, parts: list[tuple[str, Report]],
+                     options: ReportOptions) -> list[CrossRow]:
     """Every variant present in the reference condition (``parts[0]``) and another one."""
     if len(parts) < 2:
         return []
@@ -67,15 +71,27 @@ def cross_conditions(store: RunStore, parts: list[tuple[str, Report]], split: st
         rows = [row for row in report.rows if not row.tuned and row.key in ref_rows]
         found = []
         for row in rows:
-            tests = paired_across(seed_images(store, row.runs, split),
-                                  seed_images(store, ref_rows[row.key].runs, split))
+            now = seed_images(store, row.runs, options.split)
+            before = seed_images(store, ref_rows[row.key].runs, options.split)
+            tests = paired_across(now, before)
             diff = {m: t.mean_diff if isinstance(t, PairedTest) else
                     _mean(report, row.key, m) - _mean(ref_report, row.key, m)
                     for m, t in tests.items()}
-            found.append(CrossRow(condition, reference, row.key, row.label, diff, tests))
-        _recovered(found, report, sig_metric)
+            found.append(CrossRow(condition, reference, row.key, row.label, diff, tests,
+                                  _recipe(now, before, options)))
+        _recovered(found, report, options.sig_metric)
         out += found
     return out
+
+
+def _recipe(now: pd.DataFrame, before: pd.DataFrame, options: ReportOptions
+            ) -> dict[str, RecipeTest | str]:
+    """Per GAME level the recipe-level test of now - before, paired by seed."""
+    diffs = diff_matrices(now, before)
+    if isinstance(diffs, str):
+        return dict.fromkeys(GAME_METRICS, diffs)
+    return {m: recipe_test(diffs[m], options.effect * float(before[m].mean()),
+                           options.recipe_test) for m in GAME_METRICS}
 
 
 def _mean(report: Report, key: str, metric: str) -> float:

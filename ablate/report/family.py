@@ -40,16 +40,18 @@ def adjust(p_values: np.ndarray, method: str = "holm") -> np.ndarray:
     return out
 
 
-def adjust_family(frames: dict[str, pd.DataFrame], method: str = "holm") -> int:
-    """Fill ``recipe_p_adjusted`` of every significance frame (by condition, "" for none) from one
-    correction over all of them; returns the family's size."""
-    if not frames:
-        return 0
+def adjust_family(frames: dict[str, pd.DataFrame], method: str = "holm",
+                  extra: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+    """Fill ``recipe_p_adjusted`` of every significance frame (by condition, "" for none) from
+    one correction over all of them and the ``extra`` p-values (tests shown elsewhere: the
+    differences between conditions); returns the family's size and extra's adjusted p."""
+    extra = np.asarray([] if extra is None else extra, dtype=np.float64)
     both = pd.concat([f.assign(condition=c) for c, f in frames.items()], ignore_index=True)
     tests = both.dropna(subset=["recipe_p_value"]).drop_duplicates(_KEY)
-    adjusted = tests.assign(recipe_p_adjusted=adjust(tests["recipe_p_value"].to_numpy(), method))
-    lookup = adjusted.set_index(_KEY)["recipe_p_adjusted"]
+    adjusted = adjust(np.concatenate([tests["recipe_p_value"].to_numpy(np.float64), extra]),
+                      method)
+    lookup = pd.Series(adjusted[:len(tests)], index=pd.MultiIndex.from_frame(tests[_KEY]))
     for condition, frame in frames.items():
         keys = pd.MultiIndex.from_frame(frame.assign(condition=condition)[_KEY])
         frame["recipe_p_adjusted"] = lookup.reindex(keys).to_numpy(dtype=np.float64)
-    return len(tests)
+    return len(tests) + int(np.isfinite(extra).sum()), adjusted[len(tests):]

@@ -155,6 +155,15 @@ def image_cells(comparison: Any, tex: bool = False) -> list[str]:
     return [interval(test, tex), p_only(test.p_value, tex), mde_only(test.mde, tex)]
 
 
+def models_text(comparison: Any, tex: bool = False) -> str:
+    """The image-level test's p in a few words, beside a recipe-level cell: "models p<0.001"."""
+    test = getattr(comparison, "image", None)
+    if test is None or isinstance(test, str):
+        return ""
+    p = pvalue(test.p_value)
+    return f"models {f'${p}$' if tex else p}"
+
+
 def percent(value: Any) -> str:
     """A share as a whole percent ("62%"); nothing when unknown."""
     return "" if missing(value) else f"{100 * value:.0f}%"

@@ -15,9 +15,10 @@ from ablate.errors import AblateError, UsageError
 from ablate.paths import safe_name
 from ablate.report import charts, fmt
 from ablate.report.build import Report
+from ablate.report.conditions import CrossRow
 from ablate.report.family import CORRECTIONS
 from ablate.report.groups import grouped_view
-from ablate.report.recipe import MIN_SEEDS
+from ablate.report.recipe import MIN_SEEDS, Comparison
 from ablate.report.stats import GAME_METRICS
 from ablate.report.table import SWITCH_HEADERS, SWITCHES, header
 
@@ -125,10 +126,18 @@ def cross_view(report: Report) -> dict[str, Any]:
         group = groups.setdefault(row.condition, {"condition": row.condition,
                                                   "reference": row.reference, "rows": []})
         group["rows"].append({"key": row.key, "label": row.label, "recovered": row.recovered,
-                              "cells": [(row.tests[m], row.diff[m]) for m in GAME_METRICS]})
+                              "cells": [_cross_cell(row, m) for m in GAME_METRICS]})
     return {"cross": list(groups.values()), "study": report.study,
             "cross_reference": report.parts[0][0] if report.parts else "",
             "cross_first": report.first or "the first variant"}
+
+
+def _cross_cell(row: CrossRow, metric: str) -> dict[str, Any]:
+    """A difference between conditions: its tests, or the difference of the means and why
+    there is no test (conditions on different datasets share no images)."""
+    image = row.tests[metric]
+    return {"test": Comparison(row.recipe.get(metric, ""), image), "diff": row.diff[metric],
+            "none": image if isinstance(image, str) else ""}
 
 
 def flat_frame(report: Report) -> pd.DataFrame:
@@ -232,7 +241,7 @@ def _environment(format: str) -> Environment:
     if format == "html":
         env = Environment(autoescape=True, **common)
         env.filters.update(num=fmt.num, signed=fmt.signed, test=fmt.test_text, pm=fmt.pm,
-                           value=fmt.value_text, recipe=fmt.recipe_text,
+                           value=fmt.value_text, recipe=fmt.recipe_text, models=fmt.models_text,
                            recipe_cells=fmt.recipe_cells, image_cells=fmt.image_cells,
                            switch=fmt.switch_text, pvalue=fmt.pvalue, mde=fmt.mde_text,
                            percent=fmt.percent)
@@ -242,6 +251,7 @@ def _environment(format: str) -> Environment:
                            test=fmt.Latex.test, switch=fmt.Latex.switch, stars=fmt.Latex.stars,
                            percent=fmt.Latex.percent,
                            recipe=lambda c: fmt.Safe(fmt.recipe_text(c, tex=True)),
+                           models=lambda c: fmt.Safe(fmt.models_text(c, tex=True)),
                            recipe_cells=lambda c: _safe(fmt.recipe_cells(c, tex=True)),
                            image_cells=lambda c: _safe(fmt.image_cells(c, tex=True)),
                            safe_tex=lambda text: fmt.Safe(text))
@@ -253,6 +263,7 @@ def _environment(format: str) -> Environment:
                            test=lambda t: fmt.Safe(fmt.test_text(t)),
                            percent=lambda v: fmt.Safe(fmt.percent(v)),
                            recipe=lambda c: fmt.Safe(fmt.recipe_text(c)),
+                           models=lambda c: fmt.Safe(fmt.models_text(c)),
                            recipe_cells=lambda c: _safe(fmt.recipe_cells(c)),
                            image_cells=lambda c: _safe(fmt.image_cells(c)),
                            switch=lambda on, d: fmt.Safe(fmt.markdown_escape(
