@@ -26,6 +26,13 @@ from ablate.study.study import load_study
 # shared or busy 2-core machine it made the tiny study 10x slower (15 s against 1.6 s).
 torch.set_num_threads(1)
 
+# tests/test_extending.py runs the quick checks with a plugin of its own registered first: a
+# new aligner, metric or layout must break no test.
+if os.environ.get("ABLATE_TEST_PLUGIN"):
+    from ablate.plugins import load_plugins
+
+    load_plugins([os.environ["ABLATE_TEST_PLUGIN"]])
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "studies" / "demo.toml"
 VARIANTS = list(load_study(DEMO).variants)  # the demo's variants, in file order
