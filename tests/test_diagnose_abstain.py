@@ -119,6 +119,7 @@ def test_clean_rgbtcc_sized_label_maps_name_nothing(n_images):
     result = Verdict([synthetic.label_map(t) for t in truths], truths)
     assert result.chosen is None, result.text
     assert result.text.startswith("No placement bug is clearly indicated")
+    assert ("too few" in result.text and "at least 9" in result.text) is (n_images == 2)
 
 
 def test_model_like_maps_without_a_bug_name_nothing():

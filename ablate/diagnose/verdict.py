@@ -40,14 +40,15 @@ def _count_scale(s: Scored) -> str:
                 f"{np.max(ratios):.3g} over images)") if len(ratios) else ""
     k = round(abs(np.log2(factor)))
     if factor < 1:
-        per_side = f"1/{2 ** (k // 2)} per side, " if k % 2 == 0 else ""
+        size = (f"1/{2 ** (k // 2)} of its size per side (1/{2 ** k} of its area)"
+                if k % 2 == 0 else f"1/{2 ** k} of its area")
         return (f"the predicted totals are 1/{2 ** k} of the true counts in every image"
-                f"{measured}: a map resized to {per_side}1/{2 ** k} of its area without "
-                "rescaling its values (or pooled by averaging)")
+                f"{measured}, as from a map resized to {size} without rescaling its values "
+                "(or pooled by averaging)")
     stride = f" ({2 ** (k // 2)}x{2 ** (k // 2)})" if k % 2 == 0 else ""
     return (f"the predicted totals are {2 ** k} times the true counts in every image"
-            f"{measured}: a density not divided by the stride squared{stride}, or a map "
-            "enlarged without rescaling its values")
+            f"{measured}, as from a density not divided by the stride squared{stride}, or a "
+            "map enlarged without rescaling its values")
 
 
 def _move(s: Scored) -> str:
@@ -92,7 +93,12 @@ def _named(base: dict[str, float], d: Decision) -> str:
         f"; ahead of the next explanation, {d.runner_up.name} ({metric.upper()} "
         f"{d.runner_up.summary[metric]:.2f}), by {MARGIN_NEXT:.0%} per image: p "
         f"{_format_p(d.p_next)}")
-    return (f"{text[0].upper()}{text[1:]}. Undoing it lowers {lowers} ({metric.upper()} "
+    undo = "Undoing it"
+    if s.name == "count-scale":
+        factor = s.params["factor"]
+        undo = (f"Multiplying the maps by {round(1 / factor)}" if factor < 1 else
+                f"Dividing the maps by {round(factor)}")
+    return (f"{text[0].upper()}{text[1:]}. {undo} lowers {lowers} ({metric.upper()} "
             f"{MARGIN:.0%} or more lower on {s.helps} of {n} images, adjusted p "
             f"{_format_p(s.p)}{ahead}).")
 
@@ -100,7 +106,9 @@ def _named(base: dict[str, float], d: Decision) -> str:
 def _why_not(base: dict[str, float], d: Decision) -> str:
     s, n = d.leader, int(base["n_images"])
     if d.blocker == "nothing" or s is None:
-        return f"no correction lowers GAME3 from {base['game3']:.2f}"
+        few = (f" (and {n} image{'s' if n != 1 else ''} would be too few to name one: at "
+               f"least {d.n_needed} are needed)") if n < d.n_needed else ""
+        return f"no correction lowers GAME3 from {base['game3']:.2f}{few}"
     best = (f"the best fit, {s.name} ({_short(s)}), takes GAME3 from {base['game3']:.2f} to "
             f"{s.summary['game3']:.2f}")
     if d.blocker == "too-few":
