@@ -100,8 +100,8 @@ def test_two_images_of_a_real_bug_are_too_few_and_say_how_many_would_do(truths):
     result = Verdict([synthetic.label_map(t).flip(-1) for t in truths[:2]], truths[:2])
     assert result.chosen is None and result.decision.leader.name == "hflip"
     assert result.decision.blocker == "too-few"
-    assert "2 images are too few to tell: naming a correction needs at least 9 images" in \
-        result.text
+    assert "2 images are too few to tell, since naming a correction needs at least 9 images " \
+           "(the best fit, hflip, takes GAME3 from" in result.text
 
 
 def test_a_unanimous_win_is_named_from_the_images_needed_on(truths):

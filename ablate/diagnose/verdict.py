@@ -109,11 +109,12 @@ def _why_not(base: dict[str, float], d: Decision) -> str:
         few = (f" (and {n} image{'s' if n != 1 else ''} would be too few to name one: at "
                f"least {d.n_needed} are needed)") if n < d.n_needed else ""
         return f"no correction lowers GAME3 from {base['game3']:.2f}{few}"
-    best = (f"the best fit, {s.name} ({_short(s)}), takes GAME3 from {base['game3']:.2f} to "
-            f"{s.summary['game3']:.2f}")
+    params = _short(s)
+    best = (f"the best fit, {s.name}{f' ({params})' if params else ''}, takes GAME3 from "
+            f"{base['game3']:.2f} to {s.summary['game3']:.2f}")
     if d.blocker == "too-few":
-        return (f"{n} image{'s' if n != 1 else ''} are too few to tell: naming a correction "
-                f"needs at least {d.n_needed} images ({best} on these)")
+        return (f"{n} image{'s' if n != 1 else ''} are too few to tell, since naming a "
+                f"correction needs at least {d.n_needed} images ({best} on these)")
     if d.blocker == "game0":
         return (f"{best} but worsens GAME0 from {base['game0']:.2f} to "
                 f"{s.summary['game0']:.2f} (more than {GAME0_SLACK:.0%} of the mean count), "
@@ -133,7 +134,7 @@ def _metric(s: Scored) -> str:
 def _short(s: Scored) -> str:
     if s.name == "count-scale":
         return ratio_text(s.params["factor"])
-    return ", ".join(f"{k}={v}" for k, v in s.params.items()) or "no params"
+    return ", ".join(f"{k}={v}" for k, v in s.params.items())
 
 
 def sentence(base: dict[str, float], decision: Decision, scored: list[Scored]) -> str:
