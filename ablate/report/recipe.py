@@ -157,8 +157,14 @@ def seed_p(per_seed: np.ndarray, method: str = "t") -> float:
 
 def hierarchical_ci(diff: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = BOOTSTRAP_SEED,
                     level: float = LEVEL) -> tuple[float, float]:
-    """Percentile CI of the mean of ``diff`` (seeds x images) under a two-stage bootstrap:
-    draw the seeds with replacement, then within each drawn seed its images with replacement."""
+    """CI of the mean of ``diff`` (seeds x images) from a two-stage bootstrap: draw the seeds
+    with replacement, then within each drawn seed its images with replacement.
+
+    A percentile interval over few seeds is too narrow: its spread is the plug-in sd/sqrt(n)
+    and its quantiles normal (measured: it held 0 in 80% of 300 null studies of 3 seeds, 87%
+    of 5). So the percentile half-widths around the mean are widened by the small-sample
+    factor t_{n-1} / z * sqrt(n / (n - 1)); measured: 94-100% at 3, 5 and 10 seeds, and
+    the same verdict as the paired t-test in 97-99% of studies."""
     n_seeds, n_images = diff.shape
     rng = np.random.default_rng(seed)
     chunk = max(1, _CHUNK_CELLS // (n_seeds * n_images))
@@ -170,7 +176,11 @@ def hierarchical_ci(diff: np.ndarray, n_boot: int = N_BOOTSTRAP, seed: int = BOO
         means[start:start + k] = diff[seeds, images].mean(axis=(1, 2))
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    quantile = 1 - (1 - level) / 2
+    widen = (stats.t.ppf(quantile, max(n_seeds - 1, 1)) / stats.norm.ppf(quantile)
+             * math.sqrt(n_seeds / max(n_seeds - 1, 1)))
+    mean = diff.mean()
+    return float(mean + widen * (low - mean)), float(mean + widen * (high - mean))
 
 
 def _power(crit: np.ndarray | float, df: np.ndarray | int, nc: np.ndarray | float
