@@ -217,7 +217,8 @@ def family_text(report: Report) -> str:
               "recipe-level claim can be made")
     return (f"Between recipes the unit is the seed (variants share seeds): the {test} over "
             "the per-seed mean differences, with a hierarchical bootstrap 95% CI (seeds, then "
-            "images within each seed, widened for few seeds); with fewer than {MIN_SEEDS} seeds no recipe-level "
+            "images within each seed, widened for few seeds); with fewer than "
+            f"{MIN_SEEDS} seeds no recipe-level "
             f"claim can be made. {family}. MDE: the smallest difference these seeds would "
             "find (80% power, two-sided 5%, exact noncentral t over the seed-to-seed spread "
             "of the differences), so \"no difference\" reads \"smaller than the MDE, if any\"; "
