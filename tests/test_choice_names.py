@@ -169,3 +169,20 @@ def test_the_default_of_every_part_is_off():
     assert {name: _default(name) for name in ("stn", "aligner", "domain_head",
                                                "multiscale_head")} == dict.fromkeys(
         ("stn", "aligner", "domain_head", "multiscale_head"), "none")
+
+
+@pytest.mark.parametrize("command", [["study", "show", "studies/demo.toml"],
+                                     ["report", "demo", "--format", "markdown"],
+                                     ["runs", "list"]])
+def test_reading_commands_import_no_torch(command, tmp_path):
+    db = tmp_path / "runs.db"
+    shutil.copy(OLD_DB, db)
+    args = [*command, *(["--db", str(db)] if command[0] != "study" else []),
+            *(["--out", str(tmp_path / "r.md")] if command[0] == "report" else [])]
+    code = ("import sys\nfrom ablate.cli.app import main\nsys.argv = ['ablate', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "heavy = [m for m in ('torch', 'torchvision') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -37,7 +37,8 @@ from ablate.report.runs import VariantRow, resolve_study, variant_rows
 from ablate.report.significance import comparison, significance_frame
 from ablate.report.table import build_table, table_metrics
 from ablate.study.study import Study
-from model.data import DataError, detect_format
+from model.data.errors import DataError
+from model.data.layouts import detect_format  # not model.data: that imports torch
 
 SPLITS = ("test", "val")
 

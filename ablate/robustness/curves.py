@@ -14,7 +14,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from ablate.robustness.runner import RESULTS, read_results
+from ablate.robustness.results import RESULTS, read_results
 
 LEVELS = ("game0", "game1", "game2", "game3")
 

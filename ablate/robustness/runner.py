@@ -15,15 +15,13 @@ from typing import Any
 
 from ablate.db import RunStore
 from ablate.errors import UsageError
+from ablate.robustness.results import KEYS, RESULTS, read_results
 from ablate.robustness.warp import displace
 from model.data import load_splits
 from model.engine.checkpoint import BEST, load_model
 from model.engine.device import resolve_device
 from model.engine.evaluate import evaluate
 from model.errors import CheckpointError
-
-RESULTS = "robustness.json"
-KEYS = ("game0", "game1", "game2", "game3", "rmse")  # the metrics each result row keeps
 
 
 @dataclass(frozen=True)
@@ -100,21 +98,6 @@ def store_results(target: Target, rows: Sequence[dict[str, Any]]) -> Path:
     tmp.write_text(json.dumps([merged[k] for k in sorted(merged)], indent=1))
     os.replace(tmp, path)  # a crash never leaves half a file
     return path
-
-
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """The rows stored in a robustness.json, [] when there is none; a file that is not such a
-    list is a one-line CheckpointError naming it."""
-    if not path.exists():
-        return []
-    try:
-        rows = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not readable robustness results: {exc}") from None
-    if not isinstance(rows, list) or not all(
-            isinstance(r, dict) and {"shift", "rotation", *KEYS} <= r.keys() for r in rows):
-        raise CheckpointError(f"{path} is not a list of robustness result rows")
-    return rows
 
 
 def run_robustness(db: str | None, run_id: int | None, study: str | None,

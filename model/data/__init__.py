@@ -1,26 +1,48 @@
 """RGB-T crowd data: RGBT-CC and DroneRGBT from disk, built-in synthetic crowds, augmentation,
-targets and loaders. Every bad input raises ``DataError`` with one line naming the file."""
+targets and loaders. Every bad input raises ``DataError`` with one line naming the file.
 
-from model.data.augment import crop_flip, crop_params, gather_crops
-from model.data.batch import Batch
-from model.data.collate import collate
-from model.data.datasets import check_dataset, load_first_pair, load_splits
+The names below load their module on first use: the errors and layout detection need no torch,
+so the runs database, the reports and study files can import them without it.
+"""
+
+import importlib
+from typing import Any
+
 from model.data.errors import DataError
 from model.data.layouts import detect_format
-from model.data.loader import eval_batches, train_batches
-from model.data.misalign import random_affine, warp_points
-from model.data.sample import (
-    DRONERGBT_STATS,
-    RGBTCC_STATS,
-    NormStats,
-    PairSet,
-    Sample,
-    Splits,
-    compute_stats,
-    normalize,
-)
-from model.data.synth import synth_sample, synthetic_splits
-from model.data.write import write_rgbtcc
+
+_LAZY = {
+    "Batch": "batch",
+    "DRONERGBT_STATS": "sample",
+    "NormStats": "sample",
+    "PairSet": "sample",
+    "RGBTCC_STATS": "sample",
+    "Sample": "sample",
+    "Splits": "sample",
+    "check_dataset": "datasets",
+    "collate": "collate",
+    "compute_stats": "sample",
+    "crop_flip": "augment",
+    "crop_params": "augment",
+    "eval_batches": "loader",
+    "gather_crops": "augment",
+    "load_first_pair": "datasets",
+    "load_splits": "datasets",
+    "normalize": "sample",
+    "random_affine": "misalign",
+    "synth_sample": "synth",
+    "synthetic_splits": "synth",
+    "train_batches": "loader",
+    "warp_points": "misalign",
+    "write_rgbtcc": "write",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"model.data.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'model.data' has no attribute {name!r}")
+
 
 __all__ = [
     "DRONERGBT_STATS",
