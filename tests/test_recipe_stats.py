@@ -177,6 +177,14 @@ def test_two_seeds_make_no_recipe_level_claim(tmp_path):
     assert np.isnan(frame.at["B", "game3_vs_parent_recipe_p_value"])
 
 
+def test_one_seed_has_no_spread_so_no_mde_and_no_seed_count(tmp_path):
+    study = identical_recipes(tmp_path, 1)
+    with RunStore(str(tmp_path / "runs.db")) as store:
+        md = render_report(build_report(store, study), "markdown")
+    line = next(line for line in md.splitlines() if line.startswith("| B | A (parent) | GAME3"))
+    assert "| no claim (1 seed) |  |  |  |" in line  # adj. p, MDE, seeds: unknown
+
+
 def three_recipes(tmp_path) -> str:
     """A; B = A + STN, 1.5 GAME3 better in every seed; C = A + offset, like A. Five seeds."""
     study = tmp_path / "three.toml"

@@ -138,10 +138,12 @@ def recipe_cells(comparison: Any, tex: bool = False) -> list[str]:
     test = comparison.recipe
     if isinstance(test, str):
         return [_why(test, tex), "", "", "", ""]
-    needed = "" if missing(test.effect) else (
+    # Unknown without an effect or a seed spread (one seed); None beyond the search otherwise.
+    needed = "" if missing(test.effect) or missing(test.sd) else (
         str(test.seeds_needed) if test.seeds_needed is not None else ">1000")
     if not test.claim:
-        return [_number(test.mean_diff, tex), f"no claim ({test.n_seeds} seeds)", "",
+        seeds = f"{test.n_seeds} seed{'' if test.n_seeds == 1 else 's'}"
+        return [_number(test.mean_diff, tex), f"no claim ({seeds})", "",
                 mde_only(test.mde, tex), needed]
     return [interval(test, tex), p_only(test.p_value, tex), p_only(test.p_adjusted, tex),
             mde_only(test.mde, tex), needed]
