@@ -37,7 +37,8 @@ BAD_SETS = [
     ("set-grl-lambda-inf", "grl_lambda=inf", r"grl_lambda=inf is not valid"),
     ("set-decoys-1e20", "synth_max_decoys=100000000000000000000",
      r"synth_max_decoys=100000000000000000000 is not valid; .*int64"),
-    ("set-seed-2e64", "synth_seed=-18446744073709551616", r"synth_seed=-18446744073709551616"),
+    ("set-synth-seed-2e64", "synth_seed=18446744073709551616",
+     r"synth_seed=18446744073709551616 is not valid; .*int64"),
 ]
 
 

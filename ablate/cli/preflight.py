@@ -30,17 +30,13 @@ MAX_SEEDS = 1000
 WORKERS_PER_CORE = 4
 
 
-def max_workers(cores: int | None = None) -> int:
-    return WORKERS_PER_CORE * (cores or os.cpu_count() or 1)
-
-
 def check_worker_count(workers: int | None, option: str = "--workers") -> None:
     """``--workers 1000`` on an 8-core machine is an error (one line naming the bound)."""
-    bound = max_workers()
+    cores = os.cpu_count() or 1
+    bound = WORKERS_PER_CORE * cores
     if workers is not None and workers > bound:
         raise UsageError(f"{option} {workers} is not valid; it must be at most {bound} "
-                         f"({WORKERS_PER_CORE} per core of this machine's "
-                         f"{os.cpu_count() or 1})")
+                         f"({WORKERS_PER_CORE} per core of this machine's {cores})")
 
 
 def check_seed_count(seeds: int, option: str = "--seeds") -> None:
@@ -72,8 +68,10 @@ def check_writable(paths: Iterable[tuple[str, Path]]) -> None:
             raise UsageError(f"{given}: cannot write run files there: {reason}")
 
 
-def run_folders(specs: list[RunSpec], save_dir: Path | None, log_dir: Path | None) -> list[
-        tuple[str, Path]]:
+Folders = list[tuple[str, Path]]  # (what the user gave, a folder a run writes)
+
+
+def run_folders(specs: list[RunSpec], save_dir: Path | None, log_dir: Path | None) -> Folders:
     """Every folder the runs of ``specs`` write: their save dirs (one per distinct parent:
     they share a root), under ``--save-dir save_dir``, and ``--log-dir`` when logging."""
     given = f"--save-dir {save_dir}" if save_dir is not None else "run folder"
@@ -95,7 +93,7 @@ def runs_left(store: RunStore, specs: list[RunSpec]) -> int:
 def fit_workers(slots: list[Slot] | None, left: int) -> list[Slot] | None:
     """No more worker processes than runs left to do (none when nothing is left: the runs
     are skipped here, at once), with a note when the count given is cut."""
-    if not slots or len(slots) == 1:
+    if not slots:
         return slots
     if left == 0:
         return None
