@@ -4,7 +4,10 @@ runs databases (no training)."""
 
 from __future__ import annotations
 
+import itertools
 import math
+import shutil
+import subprocess
 from io import StringIO
 
 import numpy as np
@@ -240,8 +243,8 @@ def test_latex_tests_table_keeps_every_column(tmp_path):
     assert all(line.count("&") == 10 for line in lines)
     assert {line.split("&")[2].strip() for line in lines} == {"GAME0", "GAME1", "GAME2",
                                                               "GAME3"}
-    # Both tables are scaled down to the text width when wider, never cut.
-    assert latex.count(r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}") == 2
+    # Both tables are scaled down to the line width (of the page in table*) when wider.
+    assert latex.count(r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}") == 2
 
 
 def test_cli_correction_and_bad_values(tmp_path):
@@ -291,3 +294,37 @@ def test_difference_between_conditions_is_tested_over_seeds_and_in_the_family(tm
     assert rep.family_size == 16
     assert a.p_value <= a.p_adjusted <= 1
     assert f"p={a.p_value:.3f}, adj. {a.p_adjusted:.3f}" in render_report(rep, "markdown")
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_every_latex_table_fits_a_two_column_paper(tmp_path):
+    """The demo's long labels, the alignment table and two conditions: no overfull box."""
+    study = tmp_path / "wide.toml"
+    study.write_text(
+        two_variant_study("wide").replace('"plain"', '"separate backbones + concat"')
+        .replace('"+ STN"', '"+ offset alignment (TV, feature L1), shared backbone"')
+        + "[conditions.registered]\nsynth_shift = 0\n[conditions.misaligned]\nsynth_shift = 12\n",
+        encoding="utf-8")
+    rng = np.random.default_rng(8)
+    with RunStore(str(tmp_path / "runs.db")) as store:
+        for seed, condition, (variant, config) in itertools.product(
+                range(3), ("registered", "misaligned"), (("A", None), ("B", {"stn": True}))):
+            add_run(store, "wide", variant, seed,
+                    {**metrics(5, 6, 10, 20, 7), "align_residual_px": 2.5,
+                     "align_baseline_px": 11.87},
+                    seed_images(rng, rng.normal(0, 0.3)),
+                    {**(config or {}), "synth_shift": 12 * (condition == "misaligned")},
+                    condition=condition)
+        rep = build_report(store, str(study), baselines="all")
+    table = tmp_path / "t.tex"
+    table.write_text(render_report(rep, "latex"), encoding="utf-8")
+    assert r"demo-align" not in table.read_text() and "-align}" in table.read_text()
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass[twocolumn]{article}\n\\usepackage{booktabs}\n"
+                   "\\usepackage{graphicx}\n\\begin{document}\n\\input{t.tex}\n"
+                   "\\end{document}\n", encoding="utf-8")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert "Overfull \\hbox" not in log, log[log.find("Overfull"):][:400]

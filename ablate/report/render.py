@@ -137,7 +137,7 @@ def _cross_cell(row: CrossRow, metric: str) -> dict[str, Any]:
     there is no test (conditions on different datasets share no images)."""
     image = row.tests[metric]
     return {"test": Comparison(row.recipe.get(metric, ""), image), "diff": row.diff[metric],
-            "none": image if isinstance(image, str) else ""}
+            "none": image if isinstance(image, str) else "", "metric": header(metric)}
 
 
 def flat_frame(report: Report) -> pd.DataFrame:
