@@ -25,7 +25,9 @@ BAD_VALUES = [
     ("warmup-text", ("align_warmup_epochs", 'align_warmup_epochs = "5"'),
      r"align_warmup_epochs='5' is not valid; it must be an integer"),
     ("decoys-1e20", ("synth_n_test", "synth_n_test = 4\nsynth_max_decoys = 100000000000000000000"),
-     r"synth_max_decoys=100000000000000000000 is not valid; .*int64"),
+     r"synth_max_decoys=100000000000000000000 is not valid; it must be an integer in \[0, 10000\]"),
+    ("synth-seed-2e64", ("synth_n_test", "synth_n_test = 4\nsynth_seed = 18446744073709551616"),
+     r"synth_seed=18446744073709551616 is not valid; .*int64"),
 ]
 # (id, --set value, a regex the error line must match)
 BAD_SETS = [
@@ -36,7 +38,8 @@ BAD_SETS = [
     ("set-seed", "seed=3", r"seed is chosen per run: use --seed or --seeds"),
     ("set-grl-lambda-inf", "grl_lambda=inf", r"grl_lambda=inf is not valid"),
     ("set-decoys-1e20", "synth_max_decoys=100000000000000000000",
-     r"synth_max_decoys=100000000000000000000 is not valid; .*int64"),
+     r"synth_max_decoys=100000000000000000000 is not valid; it must be an integer in"),
+    ("set-people-10001", "synth_max_people=10001", r"synth_max_people=10001 is not valid"),
     ("set-synth-seed-2e64", "synth_seed=18446744073709551616",
      r"synth_seed=18446744073709551616 is not valid; .*int64"),
 ]

@@ -192,13 +192,17 @@ class DataConfig:
         # At least the deepest encoder stride (evaluation runs on the whole image), and small
         # enough that the rendering canvas fits in memory.
         **dict.fromkeys(("synth_height", "synth_width"), SYNTH_SIDE),
-        **dict.fromkeys(("val_size", "num_workers", "synth_min_people", "synth_max_people",
+        **dict.fromkeys(("val_size", "num_workers",
                          "synth_shift", "synth_rotation", "synth_scale", "synth_local_warp",
-                         "synth_decoys", "synth_seed", "synth_max_decoys",
+                         "synth_decoys", "synth_seed",
                          "synth_night_brightness", "synth_night_noise", "synth_thermal_blur",
                          "synth_shared_scene"),
                         NON_NEGATIVE),
         "synth_night_fraction": FRACTION,
+        # One Gaussian each, rendered as (N, H) and (N, W) at once: more is a typo that
+        # runs out of memory (and max + 1 must fit torch.randint's int64).
+        **dict.fromkeys(("synth_min_people", "synth_max_people", "synth_max_decoys"),
+                        Bound("in [0, 10000]", lambda v: 0 <= v <= 10_000)),
     }
 
     def __post_init__(self) -> None:
