@@ -157,7 +157,7 @@ def test_full_size_evaluation_peak_memory_on_the_cpu_fits_in_a_few_gb():
 @pytest.mark.parametrize("name", ["rgbtcc", "dronergbt"])
 def test_real_studies_train_with_the_published_bayesian_loss_and_mse_is_a_switch(name, tmp_path):
     study = load_study(STUDIES / f"{name}.toml")
-    assert list(study.variants) == ["A", "B", "C", "D", "E", "F", "G"]
+    assert set("ABCDEFG") <= set(study.variants)  # the plan's ablation; more may follow
     for variant in study.variants:
         loss = study.config(variant, 0, {"data_path": str(tmp_path)}).loss
         assert (loss.density, loss.bayes_sigma, loss.bayes_background_ratio) == (
