@@ -188,6 +188,21 @@ def test_one_seed_has_no_spread_so_no_mde_and_no_seed_count(tmp_path):
     assert "| no claim (1 seed) |  |  |  |" in line  # adj. p, MDE, seeds: unknown
 
 
+def test_seeds_run_with_another_execution_setting_are_one_config(tmp_path):
+    """on_device (where the data lives) is not in the config hash, so ``study run`` counts
+    such a run as done; the report must count it as a seed of the same recipe too."""
+    study = identical_recipes(tmp_path, 3)
+    with RunStore(str(tmp_path / "runs.db")) as store:
+        for seed in (3, 4):
+            for variant, config in (("A", {"on_device": False}),
+                                    ("B", {"stn": True, "on_device": False})):
+                add_run(store, "same", variant, seed, metrics(5, 6, 10, 20, 7),
+                        seed_images(np.random.default_rng(seed), 0.0), config)
+        rep = build_report(store, study)
+    assert rep.table.at["A", "n"] == 5 and rep.test("B", "parent").recipe.n_seeds == 5
+    assert not any("older config" in note for note in rep.notes)
+
+
 def three_recipes(tmp_path) -> str:
     """A; B = A + STN, 1.5 GAME3 better in every seed; C = A + offset, like A. Five seeds."""
     study = tmp_path / "three.toml"

@@ -223,7 +223,8 @@ def family_text(report: Report) -> str:
             "find (80% power, two-sided 5%, exact noncentral t over the seed-to-seed spread "
             "of the differences), so \"no difference\" reads \"smaller than the MDE, if any\"; "
             f"seeds for {report.effect:.0%}: how many seeds would find a difference of "
-            f"{report.effect:.0%} of the other variant's GAME at that power.")
+            f"{report.effect:.0%} of the other variant's GAME at that power (both at 5% "
+            "before the correction, which asks for more).")
 
 
 def _safe(cells: list[str]) -> list[fmt.Safe]:

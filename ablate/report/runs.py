@@ -11,6 +11,7 @@ from pathlib import Path
 from ablate.db import Run, RunStore
 from ablate.errors import StudyError
 from ablate.study.study import Study, load_study
+from model.config import RunConfig
 from model.metrics import selection_score
 
 TUNED_SUFFIXES = ("-tune", "-best")
@@ -144,10 +145,16 @@ def _one_config(key: str, runs: list[Run]) -> tuple[list[Run], list[str]]:
 
 
 def _without_seed(run: Run) -> str:
-    """The run's config as text without its seed: what makes two runs seeds of one config."""
-    config = run.config
+    """The run's experiment as text without its seed: what makes two runs seeds of one
+    config. That is the config's identity (``RunConfig.identity``, which the config hash is
+    made of: no execution settings such as ``on_device``, which change no result), or the
+    stored config where it no longer parses."""
+    try:
+        config = RunConfig.from_dict(run.config).identity()
+    except (ValueError, TypeError):
+        config = run.config
     config.get("train", {}).pop("seed", None)
-    return json.dumps(config, sort_keys=True)
+    return json.dumps(config, sort_keys=True, default=list)
 
 
 def _link_parents(rows: list[VariantRow], study: Study | None) -> None:
