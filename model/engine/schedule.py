@@ -67,6 +67,6 @@ def degenerate_warning(history: list[dict[str, float]], test: dict[str, float]) 
     if not losses or min(losses) != 0 or None in games or len(set(games)) > 1:
         return None
     return (f"Warning: the training loss reached 0 and GAME0 = GAME1 = GAME2 = GAME3 = "
-            f"{games[0]:.4g} on test: the model predicts the same error in every cell, as one "
-            "that counts no one does; check that the labels reach the training crops (the "
-            "points' frame and layout, `ablate data check`)")
+            f"{games[0]:.4g} on test: every cell errs the same way, as a model that predicts no "
+            "one anywhere does; check that the labels reach the training crops (the points' "
+            "frame and layout, `ablate data check`)")
