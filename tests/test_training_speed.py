@@ -223,3 +223,15 @@ def test_one_persistent_loader_serves_every_epoch(splits):  # noqa: F811
     plain = EpochLoader(splits.train, config().data, 8)
     gen = torch.Generator().manual_seed(0)
     assert [b.ids for b in plain.epoch(gen)] == a
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_resident_validation_batches_equal_the_host_ones():
+    from model.data.loader import make_resident
+
+    pairs, cuda = mixed_sizes(), torch.device("cuda")
+    host = list(eval_batches(pairs, cuda, batch_size=3))
+    make_resident(pairs, cuda)
+    resident = list(eval_batches(pairs, cuda, batch_size=3))
+    for a, b in zip(host, resident, strict=True):
+        assert a.ids == b.ids and torch.equal(a.rgb, b.rgb) and torch.equal(a.thermal, b.thermal)
