@@ -199,8 +199,9 @@ def run_training(s: Settings, pairs, eval_pairs, results: dict) -> None:
 
 
 def run_data(s: Settings, pairs, results: dict) -> None:
+    # on_device=False: on CUDA these paths would otherwise be the resident one (the default).
     paths = [("in-process" if w == 0 else f"workers={w}", DataConfig(
-        crop_size=s.crop, num_workers=w)) for w in s.workers]
+        crop_size=s.crop, num_workers=w, on_device=False)) for w in s.workers]
     if s.device.type == "cuda":
         paths.append(("on_device", DataConfig(crop_size=s.crop, on_device=True)))
     for name, cfg in paths:
