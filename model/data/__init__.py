@@ -40,7 +40,11 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(f"model.data.{_LAZY[name]}"), name)
+        value = getattr(importlib.import_module(f"model.data.{_LAZY[name]}"), name)
+        # Bound here, as an eager import would: importing model.data.collate set the package's
+        # attribute "collate" to that module, which would shadow the function from now on.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'model.data' has no attribute {name!r}")
 
 
