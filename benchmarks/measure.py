@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-import model.engine.trainer as trainer_module
 from ablate.study.study import load_study
 from model.config import DataConfig, RunConfig, TrainConfig
 from model.data import (
@@ -99,7 +98,8 @@ def study_config(variant: str, overrides: dict) -> RunConfig:
 
 # -- training --------------------------------------------------------------------------------
 def _epoch(trainer: Trainer, epoch: int, batches: list[Batch]) -> int:
-    """One ``_train_epoch`` over ``batches`` instead of the loader; returns the batches used."""
+    """One ``_train_epoch`` over ``batches`` instead of the run's loader; returns the batches
+    used."""
     used = 0
 
     def feed(*_args, **_kwargs) -> Iterator[Batch]:
@@ -108,10 +108,10 @@ def _epoch(trainer: Trainer, epoch: int, batches: list[Batch]) -> int:
             used += 1
             yield batch
 
-    with mock.patch.object(trainer_module, "train_batches", feed):
+    with mock.patch.object(trainer.loader, "epoch", feed):
         trainer._train_epoch(epoch)
     if used != len(batches):
-        raise RuntimeError("Trainer._train_epoch no longer reads model.data.train_batches; "
+        raise RuntimeError("Trainer._train_epoch no longer reads Trainer.loader.epoch; "
                            "update benchmarks/measure.py so the timed step is the engine's")
     return used
 
