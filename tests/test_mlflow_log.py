@@ -71,7 +71,7 @@ def test_each_run_is_a_named_tagged_mlflow_run_of_the_study_experiment(logged):
     assert "condition" not in tags  # the tiny study has no conditions
     config = RunConfig.from_dict(ablate.config)
     assert run.data.params == run_params(config)
-    assert run.data.params["stn"] == "True" and run.data.params["epochs"] == "2"
+    assert run.data.params["stn"] == "bounded" and run.data.params["epochs"] == "2"
 
 
 def test_every_epoch_value_is_a_metric_per_epoch_and_the_test_metrics_at_the_end(logged):
@@ -104,7 +104,7 @@ def test_pictures_and_config_are_artifacts(logged, tmp_path):
     assert png.read_bytes().startswith(b"\x89PNG")
     config = json.loads(Path(client.download_artifacts(run_id, "config.json",
                                                        str(tmp_path))).read_text())
-    assert config["model"]["stn"] is True and config["train"]["epochs"] == 2
+    assert config["model"]["stn"] == "bounded" and config["train"]["epochs"] == 2
 
 
 def test_tensorboard_logs_the_same_run_beside_mlflow(logged):
@@ -152,7 +152,7 @@ def test_names_carry_the_condition_and_params_are_cut_to_what_mlflow_takes():
     params = run_params(config)
     assert params["data_path"] == ("/d" * 400)[:MAX_PARAM - 3] + "..."
     assert len(params["data_path"]) == MAX_PARAM == 500
-    assert params["stn"] == "False" and params["pretrained"] == "None"
+    assert params["stn"] == "none" and params["pretrained"] == "None"
     assert len(params) == len(config.flat())
 
 
