@@ -19,6 +19,7 @@ from model.network import build_model
 from tests.conftest import REPO, invoke
 
 VGG16_BN_FILE = "vgg16_bn-6c64b313.pth"  # torchvision's file name, hash prefix included
+VGG19_FILE = "vgg19-dcbb9e9d.pth"  # studies/rgbtcc.toml's backbone, as the published baselines
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_offline_run_of_the_rgbtcc_study_is_one_error_line_and_claims_nothing(
     lines = result.stderr.strip().splitlines()
     folder = torch_home / "hub" / "checkpoints"
     assert len(lines) == 1 and lines[0].startswith("Error: ")
-    assert VGG16_BN_FILE in lines[0] and str(folder) in lines[0]
+    assert VGG19_FILE in lines[0] and str(folder) in lines[0]
     assert "--set pretrained=/path/file.pth" in lines[0]
     assert len(offline) == 1
     db = tmp_path / "r.db"
