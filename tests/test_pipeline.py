@@ -12,10 +12,12 @@ import pytest
 import ablate.run.execute
 from ablate.db import RunStore
 from ablate.errors import ConfigError, UsageError
+from ablate.live.progress import outcome_line
 from ablate.run.execute import execute
 from ablate.run.hooks import Hooks, Pruned
 from ablate.study.plan import PlanOptions, RunSpec, plan
 from ablate.study.study import Study, load_study
+from model.config import RunConfig
 from model.engine.checkpoint import LAST
 from model.engine.trainer import TrainResult
 from model.metrics import metric_names
@@ -173,3 +175,28 @@ def test_pruned_and_busy_are_reported(study, tmp_path, fake):
     assert outcome.status == "pruned" and hooks.calls[-1] == ("finished", "pruned", "new")
     assert (hooks.busy.status, hooks.busy.action) == ("busy", "skip-busy")
     assert inner.calls == [("finished", "busy", "skip-busy")]
+
+
+def test_the_run_records_the_execution_settings_it_ran_with_and_its_warnings(study, tmp_path,
+                                                                            monkeypatch):
+    def degenerate(cfg, out_dir, splits, on_epoch=None) -> TrainResult:
+        metrics = {name: 0.0 for name in metric_names()}
+        return TrainResult(0, metrics, metrics, [], warnings=["loss reached 0"],
+                           execution={"on_device": False, "num_workers": 3,
+                                      "cudnn_benchmark": False})
+
+    monkeypatch.setattr(ablate.run.execute, "train", degenerate)
+    (spec,) = plan(study, ["A"], [0], {"on_device": True}, tmp_path / "runs")
+    with RunStore(str(tmp_path / "runs.db")) as store:
+        outcome = execute(store, spec, Hooks(), NoData())
+        run = store.get_run(outcome.run_id)
+    assert (run.config["data"]["on_device"], run.config["data"]["num_workers"]) == (False, 3)
+    assert run.config_hash == spec.config_hash == RunConfig.from_dict(run.config).config_hash()
+    assert outcome.warnings == ["loss reached 0"]
+    assert "warning A seed 0: loss reached 0" in outcome_line(outcome)
+
+
+def test_the_planner_names_the_trainers_checkpoint_without_importing_it():
+    import ablate.study.plan
+
+    assert ablate.study.plan.LAST == LAST

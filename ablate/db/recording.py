@@ -59,17 +59,21 @@ class Recording(Transactions):
         test: dict[str, float],
         best_epoch: int,
         image_results: list[dict],
+        config: dict | None = None,
     ) -> None:
         """Mark a run done with its final metrics (every key that ``model.metrics`` registers;
         other keys, such as a loss or ``n_images``, are not stored) and its per-image results
-        (replacing any earlier)."""
+        (replacing any earlier). ``config``: the config as it ran (the execution settings this
+        machine chose, which the hash leaves out), recorded in place of the claimed one."""
         images = [_image_row(run_id, row) for row in image_results]
         metrics = _metric_rows(run_id, {"val": val, "test": test})
 
         def work(session: Session) -> None:
             now = self._now(session)
+            ran = {} if config is None else {
+                "config_json": json.dumps(jsonable(config), sort_keys=True, default=str)}
             self._touch(session, run_id, status="done", best_epoch=int(best_epoch), error=None,
-                        ended_at=now, heartbeat_at=now)
+                        ended_at=now, heartbeat_at=now, **ran)
             for table, rows in ((MetricValue, metrics), (ImageResult, images)):
                 session.execute(delete(table).where(table.run_id == run_id))
                 if rows:

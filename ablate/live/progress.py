@@ -7,6 +7,7 @@ import contextlib
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ablate.run.hooks import Reporter, RunOutcome
@@ -86,6 +87,7 @@ def outcome_line(outcome: RunOutcome) -> str:
     if outcome.status == "failed":
         return f"[red]failed {who}: {outcome.error}[/red]"
     t = outcome.test
+    warned = "".join(f"\n[yellow]warning {who}: {escape(w)}[/yellow]" for w in outcome.warnings)
     return (f"done {outcome.variant}/{outcome.seed} (run {outcome.run_id}) test GAME0-3 "
             f"{t['game0']:.2f} {t['game1']:.2f} {t['game2']:.2f} {t['game3']:.2f} "
-            f"RMSE {t['rmse']:.2f}")
+            f"RMSE {t['rmse']:.2f}{warned}")

@@ -17,7 +17,7 @@ from ablate.db import RunStore
 from ablate.db.store import IMAGE_KEYS
 from ablate.run.hooks import Chain, Hooks, Pruned, Reporter, RunOutcome
 from ablate.study.plan import RunSpec
-from model.config import DataConfig, RunConfig
+from model.config import EXECUTION_FIELDS, DataConfig, RunConfig
 from model.data import Splits, load_splits
 from model.engine import train
 
@@ -89,8 +89,10 @@ def _train(store: RunStore, spec: RunSpec, save_dir: Path, hooks: Hooks, splits:
     _backfill_epochs(store, run_id, result.history)
     rows = [{"split": "test", **{k: v for k, v in row.items() if k in IMAGE_KEYS}}
             for row in result.image_results]
-    store.finish(run_id, result.val, result.test, result.best_epoch, rows)
-    outcome.status, outcome.test = "done", result.test
+    ran = spec.config.with_overrides({k: v for k, v in result.execution.items()
+                                      if k in EXECUTION_FIELDS})
+    store.finish(run_id, result.val, result.test, result.best_epoch, rows, ran.to_dict())
+    outcome.status, outcome.test, outcome.warnings = "done", result.test, result.warnings
 
 
 def _release_gpu_memory() -> None:

@@ -27,6 +27,7 @@ class RunOutcome:
     error: str | None = None
     test: dict[str, float] = field(default_factory=dict)
     condition: str = ""
+    warnings: list[str] = field(default_factory=list)  # a degenerate run, one line each
 
     @property
     def skipped(self) -> bool:
