@@ -137,6 +137,7 @@ def study_run(
     from ablate.study.sizing import START_SEEDS, check_sizing, parse_seeds, size_study
 
     count = parse_seeds(seeds)
+    check_seed_count(max_seeds, "--max-seeds")
     sizing = check_sizing(count, target_mde, max_seeds, force)
     seeds_run = seed_list(START_SEEDS if sizing else count, seed)
     check_worker_count(workers)
