@@ -150,7 +150,7 @@ def test_a_plugin_that_exits_at_import_is_a_failing_plugin(workdir, monkeypatch,
     (["tune", "tiny.toml", "--storage", "folder/nosuch/t.journal"],
      r"cannot open Optuna storage .*t\.journal: directory .*nosuch does not exist"),
 ], ids=["save-dir-file", "run-save-dir-file", "log-dir-file", "tune-save-dir-file",
-        "seeds-1e11", "confirm-seeds-1e11", "workers-1000", "tune-workers-1000",
+        "seeds-1e11", "max-seeds-1e11", "confirm-seeds-1e11", "workers-1000", "tune-workers-1000",
         "storage-dir", "storage-journal-no-dir"])
 def test_unwritable_paths_and_unbounded_counts_claim_nothing(workdir, args, expected):
     assert_one_line_and_unchanged(workdir, args, expected)
