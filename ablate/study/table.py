@@ -31,7 +31,7 @@ def variant_switches(config: RunConfig) -> dict[str, str | bool]:
 # (column header, config keys behind it (today's and earlier releases'), cell text)
 _COLUMNS = (
     ("backbone", ("backbone", "pretrained"), lambda c: c.model.backbone),
-    ("shared", ("shared_backbone",), lambda c: _on(c.model.shared_backbone)),
+    ("shared", ("shared_backbone", "modality_norm"), lambda c: _shared(c.model)),
     ("STN", ("stn", "stn_mode", "stn_max_shift", "stn_max_rotation", "stn_max_scale"),
      lambda c: _part(c.model.stn) or "-"),
     ("offset", ("aligner", "offset_align", "offset_mode", "offset_stage"),
@@ -88,6 +88,13 @@ def condition_table(study: Study) -> Table:
 def _part(name: str) -> str:
     """A part's registry name, or "" when it is off."""
     return "" if name == "none" else name
+
+
+def _shared(model) -> str:
+    """"yes" for a shared backbone, "sep. BN" when each modality keeps its own batch norm."""
+    if not model.shared_backbone:
+        return "-"
+    return "sep. BN" if model.modality_norm == "separate" else "yes"
 
 
 def _on(flag: bool) -> str:
