@@ -69,8 +69,10 @@ def test_each_run_is_a_named_tagged_mlflow_run_of_the_study_experiment(logged):
         "study": TINY_NAME, "variant": "D", "seed": "0", "config_hash": ablate.config_hash,
         "ablate_run_id": str(ablate.id), "action": "new"}
     assert "condition" not in tags  # the tiny study has no conditions
-    config = RunConfig.from_dict(ablate.config)
-    assert run.data.params == run_params(config)
+    ran = RunConfig.from_dict(ablate.config)
+    asked = ran.with_overrides({"on_device": True})  # the default; on CPU nothing is resident
+    assert run.data.params == run_params(asked)
+    assert tags["ran.on_device"] == str(ran.data.on_device) == "False"
     assert run.data.params["stn"] == "bounded" and run.data.params["epochs"] == "2"
 
 

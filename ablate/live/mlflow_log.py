@@ -132,6 +132,8 @@ class MlflowHooks(Hooks):
         self._metrics(test, max(self.last_epoch, 0))
         if outcome.error:
             self.client.set_tag(self.run_id, "error", _cut(outcome.error, MAX_TAG))
+        for key, value in outcome.execution.items():  # params say what was asked; tags, what ran
+            self.client.set_tag(self.run_id, f"ran.{key}", str(value))
         self.end(STATUS.get(outcome.status, "FAILED"))
 
     def end(self, status: str) -> None:

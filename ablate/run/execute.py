@@ -89,8 +89,8 @@ def _train(store: RunStore, spec: RunSpec, save_dir: Path, hooks: Hooks, splits:
     _backfill_epochs(store, run_id, result.history)
     rows = [{"split": "test", **{k: v for k, v in row.items() if k in IMAGE_KEYS}}
             for row in result.image_results]
-    ran = spec.config.with_overrides({k: v for k, v in result.execution.items()
-                                      if k in EXECUTION_FIELDS})
+    outcome.execution = {k: v for k, v in result.execution.items() if k in EXECUTION_FIELDS}
+    ran = spec.config.with_overrides(outcome.execution)
     store.finish(run_id, result.val, result.test, result.best_epoch, rows, ran.to_dict())
     outcome.status, outcome.test, outcome.warnings = "done", result.test, result.warnings
 

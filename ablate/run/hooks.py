@@ -28,6 +28,7 @@ class RunOutcome:
     test: dict[str, float] = field(default_factory=dict)
     condition: str = ""
     warnings: list[str] = field(default_factory=list)  # a degenerate run, one line each
+    execution: dict[str, object] = field(default_factory=dict)  # the settings it ran with
 
     @property
     def skipped(self) -> bool:
