@@ -139,6 +139,10 @@ def test_separate_is_a_no_op_without_shared_stages_or_without_batch_norm():
     vgg19 = build_encoder("vgg19", 3).stages
     keys = list(vgg19.state_dict())
     assert list(split_batch_norms(vgg19).state_dict()) == keys
+    # The same network is the same experiment: without shared stages the field is no part of
+    # the hash, and a study that sets it for every variant retrains nothing already done.
+    two = RunConfig().with_overrides({"shared_backbone": False})
+    assert two.with_overrides({"modality_norm": "separate"}).config_hash() == two.config_hash()
 
 
 def test_pretrained_norms_load_into_both_copies(tmp_path):

@@ -26,6 +26,10 @@ PARTS = {"backbone": "backbone", "stn": "stn", "aligner": "aligner", "fusion": "
          "domain_head": "domain_head", "multiscale_head": "multiscale_head",
          "density": "density_loss"}
 
+# A field that acts only while a boolean switch is on: with the switch off it is no part of
+# the experiment (each modality's own backbone has its own batch norms anyway).
+REQUIRES = {"modality_norm": "shared_backbone"}
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "loss": LossConfig,
@@ -102,12 +106,14 @@ class RunConfig:
 
     def identity(self) -> dict[str, dict[str, Any]]:
         """``to_dict`` less what cannot change the result: the execution settings, the
-        settings of every part not chosen (``model.registry.params``), and later fields at
-        their ``LEGACY_VALUES``."""
+        settings of every part not chosen (``model.registry.params``), fields whose switch is
+        off (``REQUIRES``), and later fields at their ``LEGACY_VALUES``."""
         sections = self.to_dict()
         unused = set(EXECUTION_FIELDS)
         for kind, name in self.chosen_parts().items():
             unused |= all_params(kind) - set(params(kind, name) if name else ())
+        flat = self.flat()
+        unused |= {name for name, switch in REQUIRES.items() if not flat[switch]}
         for name in unused:
             sections[FIELD_SECTION[name]].pop(name, None)
         for name, legacy in LEGACY_VALUES.items():
