@@ -89,9 +89,10 @@ class PlanOptions:
 
 
 def make_spec(study: Study, variant: str, seed: int, config: RunConfig, save_dir: Path,
-              force: bool = False, condition: str = "") -> RunSpec:
+              force: bool = False, condition: str = "", config_hash: str = "") -> RunSpec:
+    """The run of ``variant``; ``config_hash`` when the caller has it already."""
     return RunSpec(study.name, variant, seed, study.variant(variant).label, config,
-                   config.config_hash(), save_dir, force, condition)
+                   config_hash or config.config_hash(), save_dir, force, condition)
 
 
 def _planned(study: Study, variant: str, seed: int, config: RunConfig, save_root: Path,
@@ -100,8 +101,8 @@ def _planned(study: Study, variant: str, seed: int, config: RunConfig, save_root
     config_hash = config.config_hash()
     names = run_names(study.name, variant, seed, config_hash, condition)
     save_dir = choose_save_dir(save_root, names, options.force, options.exact_save_dir)
-    return RunSpec(study.name, variant, seed, study.variant(variant).label, config,
-                   config_hash, save_dir, options.force, condition)
+    return make_spec(study, variant, seed, config, save_dir, options.force, condition,
+                     config_hash)
 
 
 def plan(study: Study, variants: list[str], seeds: list[int], extra: dict[str, Any],
