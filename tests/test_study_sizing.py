@@ -94,3 +94,22 @@ def test_cli_bad_sizing_is_one_line(tmp_path, args, message):
                                       str(tmp_path / "x.db"), *args])
     assert result.exit_code == 1 and result.output.startswith(message), result.output
     assert result.output.count("\n") == 1
+
+
+def test_cli_rounds_print_the_next_command_once_at_the_end(tmp_path, monkeypatch):
+    """Each round prints its counts and MDE; ``Next: ablate report`` comes once, last."""
+    db, train, asked = fake_training(tmp_path)
+
+    def stand_in(study, specs, options, slots=None, save_dir=None):
+        train(sorted({spec.seed for spec in specs}))
+        print(f"{len(specs)} planned")
+
+    monkeypatch.setattr("ablate.cli.study.train_and_summarise", stand_in)
+    result = CliRunner().invoke(app, ["study", "run", str(tmp_path / "sized.toml"), "--db", db,
+                                      "--seeds", "auto", "--target-mde", "0.01",
+                                      "--max-seeds", "4"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 0, result.output
+    assert asked == [[0, 1, 2], [0, 1, 2, 3]] and lines.count("6 planned") == 1
+    assert [line for line in lines if line.startswith("Next:")] == [lines[-1]]
+    assert lines[-1] == f"Next: ablate report sized --db {db}"

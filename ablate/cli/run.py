@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ablate.cli import options as opt
-from ablate.cli.study import study_app, train_and_summarise
+from ablate.cli.study import next_step, study_app, train_and_summarise
 from ablate.paths import STUDIES_DIR
 from ablate.study.study import load_study
 
@@ -52,3 +52,4 @@ def run(
     specs = plan(study, variants, [seed], extra, Path("runs"),
                  PlanOptions(force, exact_save_dir=save_dir))
     train_and_summarise(study, specs, options, save_dir=save_dir)
+    next_step(study, options)

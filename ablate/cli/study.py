@@ -35,8 +35,7 @@ def train_and_summarise(study: Study, specs: list[RunSpec], options: opt.RunOpti
                         slots: list[Slot] | None = None, save_dir: Path | None = None) -> None:
     """Check every folder the runs write, record the study, execute its planned runs (here,
     or in one worker process per slot, no more than runs left, when there are several or a
-    GPU is chosen), print the counts and the next command; failed runs are an error naming
-    them."""
+    GPU is chosen) and print the counts; failed runs are an error naming them."""
     # SQLAlchemy and torch: only when a study runs (see ablate.cli.app)
     from ablate.db import RunStore
     from ablate.launch.display import StudyWatch
@@ -59,6 +58,9 @@ def train_and_summarise(study: Study, specs: list[RunSpec], options: opt.RunOpti
             with reporter(options.quiet) as shown:
                 outcomes = run_specs(store, specs, shown, live)
     summarise(outcomes)
+
+
+def next_step(study: Study, options: opt.RunOptions) -> None:
     typer.echo(f"Next: ablate report {study.name}"
                + (f" --db {options.db}" if options.db else ""))
 
@@ -154,6 +156,7 @@ def study_run(
         train(seeds_run)
     else:
         size_study(study.name, train, sizing, options.db, typer.echo)
+    next_step(study, options)
 
 
 @study_app.command("show")
