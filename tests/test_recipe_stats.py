@@ -48,6 +48,20 @@ def test_recipe_p_by_hand_with_three_seeds():
     assert recipe_test(diff).p_value == pytest.approx(1 - math.sqrt(12 / 14), rel=1e-9)
 
 
+def test_every_seed_moving_by_the_same_amount_is_no_t_claim_but_an_exact_wilcoxon_p():
+    """Three seeds that each moved by exactly 0.3: t divides by a zero spread (no claim, not
+    p = 0), and the exact signed-rank p of three same-signed seeds is 2 / 2^3 = 0.25."""
+    diff = np.tile([[0.3, 0.1, 0.5]], (3, 1))
+    t = recipe_test(diff)
+    assert math.isnan(t.p_value) and not t.claim and not t.significant
+    assert "no seed-to-seed spread" in t.note
+    wilcoxon = recipe_test(diff, method="wilcoxon")
+    assert wilcoxon.claim and wilcoxon.p_value == pytest.approx(0.25)
+    assert adjust(np.array([t.p_value, 0.01]), "holm")[1] == pytest.approx(0.01)  # left out
+    same = recipe_test(np.zeros((3, 4)))
+    assert same.claim and same.p_value == 1.0  # the same numbers: no difference at all
+
+
 def test_holm_and_benjamini_hochberg_on_a_known_vector():
     p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
     # Holm by hand: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04,

@@ -142,7 +142,8 @@ def recipe_cells(comparison: Any, tex: bool = False) -> list[str]:
     needed = "" if missing(test.effect) or missing(test.sd) else (
         str(test.seeds_needed) if test.seeds_needed is not None else ">1000")
     if not test.claim:
-        seeds = f"{test.n_seeds} seed{'' if test.n_seeds == 1 else 's'}"
+        seeds = "no seed spread" if test.no_spread else (
+            f"{test.n_seeds} seed{'' if test.n_seeds == 1 else 's'}")
         return [_number(test.mean_diff, tex), f"no claim ({seeds})", "",
                 mde_only(test.mde, tex), needed]
     return [interval(test, tex), p_only(test.p_value, tex), p_only(test.p_adjusted, tex),

@@ -66,8 +66,15 @@ class RecipeTest:
 
     @property
     def claim(self) -> bool:
-        """Enough seeds for a recipe-level statement at all."""
-        return self.n_seeds >= MIN_SEEDS
+        """Enough seeds for a recipe-level statement at all, and a test that is defined."""
+        return self.n_seeds >= MIN_SEEDS and not self.no_spread
+
+    @property
+    def no_spread(self) -> bool:
+        """Enough seeds, each moved by exactly the same non-zero amount: the t statistic
+        divides by a zero spread, so the t-test says nothing (the exact Wilcoxon still does)."""
+        return (self.n_seeds >= MIN_SEEDS and self.method == "t" and self.sd == 0
+                and self.mean_diff != 0)
 
     @property
     def significant(self) -> bool:
@@ -78,6 +85,9 @@ class RecipeTest:
     def note(self) -> str:
         if self.claim:
             return ""
+        if self.no_spread:
+            return ("no seed-to-seed spread, so the t-test is undefined: no recipe-level claim "
+                    "(--recipe-test wilcoxon gives an exact p)")
         return (f"{self.n_seeds} seed{'' if self.n_seeds == 1 else 's'}: no recipe-level "
                 f"claim (needs {MIN_SEEDS} or more)")
 
@@ -146,8 +156,8 @@ def seed_p(per_seed: np.ndarray, method: str = "t") -> float:
     Wilcoxon signed-rank test."""
     if not np.any(per_seed):
         return 1.0  # the same numbers in every seed: no evidence of any difference
-    if np.ptp(per_seed) == 0:
-        return 0.0  # every seed moved by exactly the same amount: no spread to doubt it
+    if np.ptp(per_seed) == 0 and method == "t":
+        return math.nan  # t divides by the zero spread: no test (RecipeTest.no_spread)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ties and small-sample notes; the p-value stands
         if method == "wilcoxon":
