@@ -113,3 +113,16 @@ def test_cli_rounds_print_the_next_command_once_at_the_end(tmp_path, monkeypatch
     assert asked == [[0, 1, 2], [0, 1, 2, 3]] and lines.count("6 planned") == 1
     assert [line for line in lines if line.startswith("Next:")] == [lines[-1]]
     assert lines[-1] == f"Next: ablate report sized --db {db}"
+
+
+def test_a_tuned_row_of_one_run_does_not_stall_the_rounds(tmp_path):
+    """A tuned row holds its best trial only: one seed, an unknown MDE that no round can
+    change. Sizing is on the comparisons the rounds add seeds to."""
+    db, train, _ = fake_training(tmp_path)
+    train([0, 1, 2])
+    with RunStore(db) as store:
+        add_run(store, "sized", "B", 0, metrics(5, 6, 10, 20, 7),
+                seed_images(np.random.default_rng(9), -0.5), {"stn": True, "lr": 3e-4}, trial=0)
+    worst, wanted = study_mde("sized", db, 0.6)
+    spread = float(np.std(np.array(B_SHIFT[:3]), ddof=1))
+    assert worst == pytest.approx(seed_mde(spread, 3), rel=0.25) and wanted is not None

@@ -90,17 +90,21 @@ def study_mde(name: str, db: str | None, target: float) -> tuple[float, int | No
     # The report's imports (pandas, scipy, SQLAlchemy) only when a study sizes itself.
     from ablate.db import RunStore
     from ablate.report import build_report
-    from ablate.report.recipe import RecipeTest, seeds_needed
+    from ablate.report.recipe import MIN_SEEDS, RecipeTest, seeds_needed
 
     with RunStore(db, readonly=True) as store:
         report = build_report(store, name)
     tests = [part.test(key, against, METRIC)
              for _, part in (report.parts or [("", report)])
              for key, against in part.significance[["row", "against"]].itertuples(index=False)]
-    found = [t.recipe for t in tests if t and isinstance(t.recipe, RecipeTest)]
+    # Only comparisons these rounds add seeds to: a tuned row holds one run (its best trial),
+    # so its MDE stays unknown whatever the round, and would stall the sizing at the cap.
+    found = [t.recipe for t in tests if t and isinstance(t.recipe, RecipeTest)
+             and t.recipe.n_seeds >= MIN_SEEDS]
     if not found:
-        raise UsageError(f"study {name!r} has no comparison with per-image test results to "
-                         "size on; --seeds auto needs at least two variants")
+        raise UsageError(f"study {name!r} has no comparison with per-image test results of "
+                         f"{MIN_SEEDS} seeds to size on; --seeds auto needs at least two "
+                         "variants")
     worst = max(found, key=lambda test: (math.isnan(test.mde), test.mde))
     needed = [seeds_needed(test.sd, target, test.method) for test in found]
     return worst.mde, None if None in needed else max(needed)
