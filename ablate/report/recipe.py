@@ -9,8 +9,9 @@ the mean over the test images of (variant - other), then
 - the paired t-test over those per-seed means (``scipy.stats.ttest_rel``), or the exact
   Wilcoxon signed-rank test over them (``method="wilcoxon"``);
 - a hierarchical bootstrap 95% CI: resample seeds, then images within each resampled seed;
-- the seed-level minimum detectable effect (exact noncentral t) and the number of seeds at
-  which a stated effect would be found (``seeds_needed``).
+- the seed-level minimum detectable effect (exact noncentral t; for the Wilcoxon test on few
+  seeds, its own rejection rule: ``wilcoxon_power``) and the number of seeds at which a
+  stated effect would be found (``seeds_needed``).
 
 Fewer than ``MIN_SEEDS`` seeds in common: no recipe-level claim (no p-value, no CI).
 """
@@ -36,6 +37,7 @@ from ablate.report.stats import (
     POWER,
     PairedTest,
 )
+from ablate.report.wilcoxon_power import EXACT_MAX_SEEDS, mde_factor
 
 MIN_SEEDS = 3  # below this a seed-level p-value or CI says nothing
 METHODS = ("t", "wilcoxon")
@@ -227,12 +229,14 @@ def _effective(n: np.ndarray | int, method: str) -> np.ndarray | float:
 def seed_mde(sd: float, n_seeds: int, method: str = "t") -> float:
     """The smallest true mean difference found with probability POWER at two-sided ALPHA by
     the paired test over ``n_seeds`` seeds whose per-seed differences spread by ``sd``:
-    nc * sd / sqrt(n), nc from the exact noncentral t with n - 1 degrees of freedom.
-    Infinite where the test cannot reach ALPHA at all (exact Wilcoxon on 5 seeds or fewer)."""
+    nc * sd / sqrt(n), nc from the exact noncentral t with n - 1 degrees of freedom; the
+    exact Wilcoxon's own power on up to EXACT_MAX_SEEDS seeds. Infinite where the test
+    cannot reach ALPHA at all (exact Wilcoxon on 5 seeds or fewer)."""
     if n_seeds < 2 or not math.isfinite(sd):
         return math.nan
-    if method == "wilcoxon" and 2 * 0.5**n_seeds > ALPHA:
-        return math.inf
+    if method == "wilcoxon" and n_seeds <= EXACT_MAX_SEEDS:
+        factor = mde_factor(n_seeds)
+        return factor * sd if math.isfinite(factor) else math.inf
     return float(_noncentrality(n_seeds - 1) * sd / math.sqrt(_effective(n_seeds, method)))
 
 
@@ -249,6 +253,7 @@ def seeds_needed(sd: float, effect: float, method: str = "t") -> int | None:
     nc = effect / sd * np.sqrt(_effective(n, method))
     power = _power(crit, n - 1, nc)
     ok = (power >= POWER) & (n >= MIN_SEEDS)
-    if method == "wilcoxon":
-        ok &= 2 * 0.5**n <= ALPHA
+    if method == "wilcoxon":  # on few seeds, the exact test's own power
+        exact = np.array([effect >= mde_factor(k) * sd for k in n[n <= EXACT_MAX_SEEDS]])
+        ok[n <= EXACT_MAX_SEEDS] = exact & (n[n <= EXACT_MAX_SEEDS] >= MIN_SEEDS)
     return int(n[ok][0]) if ok.any() else None

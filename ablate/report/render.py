@@ -210,6 +210,8 @@ def family_text(report: Report) -> str:
     """How the recipe-level tests were made and corrected, in two sentences."""
     method = CORRECTIONS.get(report.correction, report.correction)
     test = "paired t-test" if report.recipe_test == "t" else "exact Wilcoxon signed-rank test"
+    power = ("exact noncentral t" if report.recipe_test == "t" else
+             "the exact test's own rejection rule on normal differences")
     family = (f"Family: the {report.family_size} recipe-level tests of this report (every "
               "comparison shown, at every GAME level, each counted once), p adjusted by "
               f"{method}; significant: adjusted p below 0.05" if report.family_size else
@@ -220,7 +222,7 @@ def family_text(report: Report) -> str:
             "images within each seed, widened for few seeds); with fewer than "
             f"{MIN_SEEDS} seeds no recipe-level "
             f"claim can be made. {family}. MDE: the smallest difference these seeds would "
-            "find (80% power, two-sided 5%, exact noncentral t over the seed-to-seed spread "
+            f"find (80% power, two-sided 5%, {power} over the seed-to-seed spread "
             "of the differences), so \"no difference\" reads \"smaller than the MDE, if any\"; "
             f"seeds for {report.effect:.0%}: how many seeds would find a difference of "
             f"{report.effect:.0%} of the other variant's GAME at that power (both at 5% "
