@@ -21,7 +21,13 @@ from ablate.cli.app import app
 from ablate.db import RunStore
 from ablate.report import build_report, render_report
 from ablate.report.family import adjust
-from ablate.report.recipe import hierarchical_ci, recipe_test, seed_mde, seeds_needed
+from ablate.report.recipe import (
+    diff_matrices,
+    hierarchical_ci,
+    recipe_test,
+    seed_mde,
+    seeds_needed,
+)
 
 # ---------------------------------------------------------------- known answers
 
@@ -60,6 +66,27 @@ def test_every_seed_moving_by_the_same_amount_is_no_t_claim_but_an_exact_wilcoxo
     assert adjust(np.array([t.p_value, 0.01]), "holm")[1] == pytest.approx(0.01)  # left out
     same = recipe_test(np.zeros((3, 4)))
     assert same.claim and same.p_value == 1.0  # the same numbers: no difference at all
+
+
+GAME = ("game0", "game1", "game2", "game3")
+
+
+def _frame(values: dict[tuple[int, int], float]) -> pd.DataFrame:
+    """A ``stats.seed_images`` frame: every GAME level ``value`` at (seed, image)."""
+    index = pd.MultiIndex.from_tuples(list(values), names=["seed", "image_id"])
+    rows = [{"true_count": 10.0, **dict.fromkeys(GAME, v)} for v in values.values()]
+    return pd.DataFrame(rows, index=index)
+
+
+def test_a_diverged_image_is_no_test_and_an_untested_one_is_left_out_of_every_seed():
+    cells = {(seed, image): float(seed + image) for seed in range(3) for image in range(4)}
+    other = _frame(dict.fromkeys(cells, 0.0))
+    diverged = _frame({**cells, (1, 2): math.nan})
+    assert diff_matrices(diverged, other) == (
+        "non-finite game0 on 1 image(s) of seed(s) 1: a diverged model, no test")
+    untested = _frame({cell: v for cell, v in cells.items() if cell != (1, 2)})
+    wide = diff_matrices(untested, other)["game3"]
+    assert wide.tolist() == [[0, 1, 3], [1, 2, 4], [2, 3, 5]]  # image 2 out of every seed
 
 
 def test_holm_and_benjamini_hochberg_on_a_known_vector():

@@ -109,8 +109,9 @@ class Comparison:
 
 def diff_matrices(variant: pd.DataFrame, other: pd.DataFrame) -> dict[str, np.ndarray] | str:
     """Per GAME level the (seeds x images) matrix of variant - other over the seeds and images
-    both hold (frames of ``stats.seed_images``), or the reason there is none. An image without
-    a finite value in some seed is left out of every seed, so each seed averages one set."""
+    both hold (frames of ``stats.seed_images``), or the reason there is none. An image one seed
+    did not test is left out of every seed, so each seed averages one set; a non-finite value
+    (a model that diverged there) is no test at all, since leaving it out would flatter it."""
     if variant.empty or other.empty:
         return "no per-image results"
     common = variant.index.intersection(other.index)
@@ -121,6 +122,11 @@ def diff_matrices(variant: pd.DataFrame, other: pd.DataFrame) -> dict[str, np.nd
         return "tested on different images"
     out = {}
     for metric in GAME_METRICS:
+        bad = ~np.isfinite((a[metric] - b[metric]).to_numpy(dtype=np.float64))
+        if bad.any():
+            seeds = sorted(set(a.index[bad].get_level_values("seed")))
+            return (f"non-finite {metric} on {int(bad.sum())} image(s) of seed(s) "
+                    f"{', '.join(map(str, seeds))}: a diverged model, no test")
         wide = (a[metric] - b[metric]).unstack("image_id")  # seeds x images, NaN where absent
         wide = wide.loc[:, np.isfinite(wide.to_numpy(dtype=np.float64)).all(axis=0)]
         if wide.shape[1] == 0:
