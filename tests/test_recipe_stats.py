@@ -396,3 +396,18 @@ def test_every_latex_table_fits_a_two_column_paper(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:]
     log = (tmp_path / "doc.log").read_text(errors="replace")
     assert "Overfull \\hbox" not in log, log[log.find("Overfull"):][:400]
+
+
+def test_the_image_level_tests_name_a_diverged_model_instead_of_dropping_its_images():
+    from ablate.report.conditions import paired_across
+    from ablate.report.stats import compare, per_seed_image
+
+    cells = {(seed, image): float(seed + image) for seed in range(3) for image in range(4)}
+    other = _frame(dict.fromkeys(cells, 0.0))
+    diverged = _frame({**cells, (1, 2): math.nan})
+    averaged = per_seed_image(diverged)
+    assert math.isnan(averaged.loc[2, "game3"]) and averaged.loc[1, "game3"] == 2.0
+    reason = "non-finite game0 on 1 image(s): a diverged model, no test"
+    assert compare(averaged, per_seed_image(other)) == reason
+    assert paired_across(diverged, other)["game0"] == reason
+    assert compare(per_seed_image(_frame(cells)), per_seed_image(other))["game3"].n_images == 4

@@ -54,8 +54,9 @@ def paired_across(other: pd.DataFrame, reference: pd.DataFrame
     out: dict[str, PairedTest | str] = {}
     for metric in GAME_METRICS:
         diff = (a[metric] - b[metric]).to_numpy(dtype=np.float64)[same]
-        keep = diff[np.isfinite(diff)]
-        out[metric] = paired_test(keep) if len(keep) else f"no finite {metric} values"
+        bad = int((~np.isfinite(diff)).sum())  # as stats.compare: a diverged model, no test
+        out[metric] = (f"non-finite {metric} on {bad} image(s): a diverged model, no test"
+                       if bad else paired_test(diff))
     return out
 
 

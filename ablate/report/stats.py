@@ -125,10 +125,12 @@ def seed_images(store: RunStore, runs: list[Run], split: str) -> pd.DataFrame:
 
 
 def per_seed_image(seed_frame: pd.DataFrame) -> pd.DataFrame:
-    """A ``seed_images`` frame averaged over its seeds: per image, as ``per_image`` gives."""
+    """A ``seed_images`` frame averaged over its seeds: per image, as ``per_image`` gives;
+    NaN where some seed's value is NaN (a diverged model is not averaged away)."""
     if seed_frame.empty:
         return pd.DataFrame(columns=["true_count", *GAME_METRICS])
-    return seed_frame.groupby(level="image_id").mean()
+    by_image = seed_frame.groupby(level="image_id")
+    return by_image.mean().mask(seed_frame.isna().groupby(level="image_id").any())
 
 
 def compare(variant: pd.DataFrame, other: pd.DataFrame) -> dict[str, PairedTest] | str:
@@ -144,8 +146,8 @@ def compare(variant: pd.DataFrame, other: pd.DataFrame) -> dict[str, PairedTest]
     out = {}
     for metric in GAME_METRICS:
         diff = (a[metric] - b[metric]).to_numpy(dtype=np.float64)
-        keep = np.isfinite(diff)  # an image whose prediction was NaN has no GAME value
-        if not keep.any():
-            return f"no finite {metric} values"
-        out[metric] = paired_test(diff[keep])
+        bad = int((~np.isfinite(diff)).sum())  # a NaN prediction: a model that diverged
+        if bad:
+            return f"non-finite {metric} on {bad} image(s): a diverged model, no test"
+        out[metric] = paired_test(diff)
     return out
