@@ -20,7 +20,7 @@ import pandas as pd
 
 from ablate.db import RunStore
 from ablate.report.recipe import RecipeTest, diff_matrices, recipe_test
-from ablate.report.stats import GAME_METRICS, PairedTest, paired_test, seed_images
+from ablate.report.stats import GAME_METRICS, PairedTest, finite_test, seed_images
 
 if TYPE_CHECKING:
     from ablate.report.build import Report, ReportOptions
@@ -53,10 +53,8 @@ def paired_across(other: pd.DataFrame, reference: pd.DataFrame
         return dict.fromkeys(GAME_METRICS, "no common test images (another dataset)")
     out: dict[str, PairedTest | str] = {}
     for metric in GAME_METRICS:
-        diff = (a[metric] - b[metric]).to_numpy(dtype=np.float64)[same]
-        bad = int((~np.isfinite(diff)).sum())  # as stats.compare: a diverged model, no test
-        out[metric] = (f"non-finite {metric} on {bad} image(s): a diverged model, no test"
-                       if bad else paired_test(diff))
+        out[metric] = finite_test((a[metric] - b[metric]).to_numpy(dtype=np.float64)[same],
+                                  metric)
     return out
 
 

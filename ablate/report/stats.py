@@ -145,9 +145,17 @@ def compare(variant: pd.DataFrame, other: pd.DataFrame) -> dict[str, PairedTest]
         return "tested on different images"
     out = {}
     for metric in GAME_METRICS:
-        diff = (a[metric] - b[metric]).to_numpy(dtype=np.float64)
-        bad = int((~np.isfinite(diff)).sum())  # a NaN prediction: a model that diverged
-        if bad:
-            return f"non-finite {metric} on {bad} image(s): a diverged model, no test"
-        out[metric] = paired_test(diff)
+        test = finite_test((a[metric] - b[metric]).to_numpy(dtype=np.float64), metric)
+        if isinstance(test, str):
+            return test
+        out[metric] = test
     return out
+
+
+def finite_test(diff: np.ndarray, metric: str) -> PairedTest | str:
+    """``paired_test`` of per-image differences, or why there is none: a non-finite value is
+    a model that diverged there, and leaving the image out would flatter it."""
+    bad = int((~np.isfinite(diff)).sum())
+    if bad:
+        return f"non-finite {metric} on {bad} image(s): a diverged model, no test"
+    return paired_test(diff)

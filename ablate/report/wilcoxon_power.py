@@ -28,7 +28,7 @@ def null_counts(n: int) -> np.ndarray:
     counts = np.zeros(n * (n + 1) // 2 + 1, dtype=np.float64)
     counts[0] = 1.0
     for rank in range(1, n + 1):
-        counts[rank:] = counts[rank:] + counts[:-rank].copy()
+        counts[rank:] = counts[rank:] + counts[:-rank]  # the sum is new: no aliasing
     return counts
 
 

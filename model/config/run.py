@@ -112,8 +112,8 @@ class RunConfig:
         unused = set(EXECUTION_FIELDS)
         for kind, name in self.chosen_parts().items():
             unused |= all_params(kind) - set(params(kind, name) if name else ())
-        flat = self.flat()
-        unused |= {name for name, switch in REQUIRES.items() if not flat[switch]}
+        unused |= {name for name, switch in REQUIRES.items()
+                   if not sections[FIELD_SECTION[switch]][switch]}
         for name in unused:
             sections[FIELD_SECTION[name]].pop(name, None)
         for name, legacy in LEGACY_VALUES.items():
